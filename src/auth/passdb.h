@@ -34,14 +34,21 @@ bool passdb_user_exists(struct passdb *db, const char *user);
  * (temporary file in the same directory, fsync, rename) under an flock on
  * "PATH.lock", keeping other lines byte for byte; a new file gets mode 0600.
  * User names must be 1..255 bytes without ':', control characters, spaces
- * or '/'.  Return 0, or -1 with *error_r (allocated; caller frees).
+ * or '/', and neither "." nor ".." nor starting with '#'.  The hash must
+ * not be empty nor contain ':' or control characters.  A symlinked file is
+ * replaced at its target; an existing file keeps its mode and owner.
+ * Return 0, or -1 with *error_r (allocated; caller frees).
+ *
+ * When a user has several lines, lookups and passwd_file_set use the
+ * first; passwd_file_del removes them all.
  */
 int passwd_file_add(const char *path, const char *user, const char *hash,
     char **error_r);	/* fails if the user exists */
 int passwd_file_set(const char *path, const char *user, const char *hash,
     char **error_r);	/* fails if the user does not exist */
 int passwd_file_del(const char *path, const char *user, char **error_r);
-/* Calls cb for each user name in file order.  0 or -1. */
+/* Calls cb for each user name in file order (a missing file has none).
+ * 0 or -1. */
 int passwd_file_list(const char *path, void (*cb)(const char *user, void *ctx),
     void *ctx, char **error_r);
 bool passwd_user_name_valid(const char *user);

@@ -11,6 +11,11 @@
 
 #include <stdbool.h>
 
+/* Passwords longer than this never match and cannot be hashed, in any
+ * scheme: libxcrypt refuses longer ones (CRYPT_MAX_PASSPHRASE_SIZE - 1). */
+#define PASSWORD_MAX_LEN 511
+#define PASSWORD_DEFAULT_SCHEME "SHA512-CRYPT"
+
 /* True when password matches stored.  Unknown schemes never match (and are
  * logged once). */
 bool password_verify(const char *stored, const char *password);
@@ -24,5 +29,9 @@ char *password_hash(const char *password, const char *scheme,
 /* A dummy verification taking about as long as a real one, so that an
  * unknown user cannot be told from a wrong password by timing. */
 void password_verify_dummy(const char *password);
+
+/* True when password_hash() can hash with scheme (case-insensitive; NULL
+ * = the default), e.g. to check "-s SCHEME" before asking for a password. */
+bool password_scheme_supported(const char *scheme);
 
 #endif

@@ -5,6 +5,13 @@
  * that address is delayed, doubling up to `delay_max` seconds.  The table
  * has a fixed maximum size (oldest entries are evicted), so an attacker
  * cannot grow it without bound.
+ *
+ * Details: the window slides in steps of window/8, so a failure stops
+ * counting between 7/8 window and window seconds after it happened.  The
+ * delay is 1 s at `threshold` failures, doubling with each further failure
+ * in the window.  IPv4-mapped IPv6 addresses count as their IPv4 address;
+ * other IPv6 addresses count per /64.  threshold 0 or delay_max 0 disables
+ * throttling.  Not thread-safe: one table per worker loop.
  */
 #ifndef HERALD_AUTH_THROTTLE_H
 #define HERALD_AUTH_THROTTLE_H
@@ -24,6 +31,7 @@ uint64_t auth_throttle_delay(struct auth_throttle *t,
     const struct sockaddr *addr, uint64_t now);
 void auth_throttle_failure(struct auth_throttle *t,
     const struct sockaddr *addr, uint64_t now);
+/* Forgets addr's failures. */
 void auth_throttle_success(struct auth_throttle *t,
     const struct sockaddr *addr);
 

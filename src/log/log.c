@@ -63,6 +63,9 @@ log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+static void log_emit(enum log_level level, const char *errstr,
+    const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(enum log_level level, const char *errstr, const char *fmt,
     va_list ap)
@@ -98,6 +101,16 @@ void
 log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
 	log_emit(level, NULL, fmt, ap);
+}
+
+void
+log_write(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit(level, NULL, fmt, ap);
+	va_end(ap);
 }
 
 #define LOG_BODY(level, errstr) do {		\

@@ -36,6 +36,7 @@ void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 	LOG_PRINTF(2, 0);
+void log_write(enum log_level level, const char *fmt, ...) LOG_PRINTF(2, 3);
 
 /* Always-on assertion: logs file:line and aborts. */
 #define ASSERT(expr) \

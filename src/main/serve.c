@@ -1,0 +1,517 @@
+/*
+ * The master process: prepares the data directory and TLS material, binds
+ * every listening socket, drops privileges, then starts and supervises the
+ * worker processes.
+ *
+ * Each worker gets its own socket for every listen address, all bound with
+ * SO_REUSEPORT, so the kernel spreads new connections evenly over the
+ * workers.  The master keeps the sockets open: a worker that dies is
+ * restarted with the same sockets and nothing queued in them is lost.
+ */
+#include "main/main.h"
+
+#include "auth/passdb.h"
+#include "auth/password.h"
+#include "config/config.h"
+#include "core/xmalloc.h"
+#include "event/tls.h"
+#include "log/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 4096
+/* A worker that dies sooner than this after its start is restarted only
+ * after a pause, so a crash loop does not spin. */
+#define WORKER_MIN_LIFETIME 2
+#define DEMO_USER "demo"
+
+struct worker_slot {
+	pid_t pid;
+	time_t started;
+	time_t restart_at;	/* 0 = running or not due */
+};
+
+struct master {
+	const struct config_source *src;
+	struct config *cfg;
+	void *tls_ctx;
+	unsigned nworkers;
+	unsigned naddrs;	/* listen addresses */
+	int *fds;		/* naddrs * nworkers, [worker * naddrs + a] */
+	int *fd_tls;		/* naddrs: 1 = implicit TLS */
+	struct worker_slot *slots;
+	bool stopping;
+};
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char *p = xstrdup(path);
+
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST) {
+		free(p);
+		return -1;
+	}
+	free(p);
+	return 0;
+}
+
+static char *
+dir_of(const char *path)
+{
+	char *d = xstrdup(path);
+	char *slash = strrchr(d, '/');
+
+	if (slash == NULL)
+		strcpy(d, ".");
+	else if (slash == d)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return d;
+}
+
+static int
+open_listener(const char *addr, char **error_r)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (config_parse_listen(addr, &ss, error_r) < 0)
+		return -1;
+	sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd < 0) {
+		*error_r = xasprintf("socket: %s", strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		*error_r = xasprintf("SO_REUSEPORT: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		*error_r = xasprintf("cannot listen on %s: %s", addr,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, LISTEN_BACKLOG) < 0) {
+		*error_r = xasprintf("listen %s: %s", addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+master_bind(struct master *m, char **error_r)
+{
+	const struct config *cfg = m->cfg;
+	unsigned a = 0;
+
+	m->naddrs = cfg->imap_listen.count + cfg->imaps_listen.count;
+	m->fds = xcalloc((size_t)m->naddrs * m->nworkers, sizeof(int));
+	m->fd_tls = xcalloc(m->naddrs, sizeof(int));
+	for (unsigned i = 0; i < cfg->imap_listen.count; i++, a++)
+		m->fd_tls[a] = 0;
+	for (unsigned i = 0; i < cfg->imaps_listen.count; i++, a++)
+		m->fd_tls[a] = 1;
+	for (unsigned w = 0; w < m->nworkers; w++) {
+		for (a = 0; a < m->naddrs; a++) {
+			const char *addr = a < cfg->imap_listen.count ?
+			    cfg->imap_listen.items[a] :
+			    cfg->imaps_listen.items[a -
+			    cfg->imap_listen.count];
+			int fd = open_listener(addr, error_r);
+
+			if (fd < 0)
+				return -1;
+			m->fds[w * m->naddrs + a] = fd;
+			if (w == 0)
+				log_info("listening on %s%s", addr,
+				    m->fd_tls[a] ? " (TLS)" : "");
+		}
+	}
+	return 0;
+}
+
+/* TLS material: generate a self-signed pair when the defaults are used and
+ * nothing exists yet, then load it (before privileges are dropped). */
+static int
+master_tls(struct master *m, char **error_r)
+{
+	const struct config *cfg = m->cfg;
+	char *def_cert = xasprintf("%s/tls/cert.pem", cfg->data_dir);
+	char *def_key = xasprintf("%s/tls/key.pem", cfg->data_dir);
+	bool defaults = strcmp(cfg->tls_cert, def_cert) == 0 &&
+	    strcmp(cfg->tls_key, def_key) == 0;
+	int ret = -1;
+
+	if (defaults) {
+		char *dir = dir_of(def_cert);
+		bool created;
+
+		if (mkdir_p(dir, 0700) < 0) {
+			*error_r = xasprintf("cannot create %s: %s", dir,
+			    strerror(errno));
+			free(dir);
+			goto out;
+		}
+		free(dir);
+		if (tls_ensure_self_signed(def_cert, def_key, &created,
+		    error_r) < 0)
+			goto out;
+		if (created)
+			log_info("generated a self-signed certificate: %s",
+			    def_cert);
+	}
+	m->tls_ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, error_r);
+	if (m->tls_ctx == NULL)
+		goto out;
+	ret = 0;
+out:
+	free(def_cert);
+	free(def_key);
+	return ret;
+}
+
+static void
+user_exists_cb(const char *user, void *ctx)
+{
+	*(bool *)ctx = true;
+}
+
+/*
+ * The embedded set-up's demo account: created with a random password the
+ * first time the passwd file has no users; the password is kept next to
+ * it (mode 0600) so every start can print it.
+ */
+static void
+master_demo_user(struct master *m)
+{
+	const struct config *cfg = m->cfg;
+	static const char alphabet[] =
+	    "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char *pwfile = xasprintf("%s/demo-password", cfg->data_dir);
+	char password[17];
+	bool any = false;
+	char *error = NULL;
+	FILE *f;
+
+	if (!cfg->demo_user)
+		goto out;
+	(void)passwd_file_list(cfg->passwd_file, user_exists_cb, &any,
+	    &error);
+	free(error);
+	error = NULL;
+	if (!any) {
+		unsigned char rnd[16];
+		char *hash;
+		const char *herr;
+		int fd;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+			fatal("getrandom");
+		for (size_t i = 0; i < 16; i++)
+			password[i] = alphabet[rnd[i] %
+			    (sizeof(alphabet) - 1)];
+		password[16] = '\0';
+		hash = password_hash(password, NULL, &herr);
+		if (hash == NULL ||
+		    passwd_file_add(cfg->passwd_file, DEMO_USER, hash,
+		    &error) < 0) {
+			log_warnx("cannot create the demo user: %s",
+			    error != NULL ? error : herr);
+			free(error);
+			free(hash);
+			goto out;
+		}
+		free(hash);
+		fd = open(pwfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+		if (fd >= 0) {
+			(void)!write(fd, password, 16);
+			(void)!write(fd, "\n", 1);
+			close(fd);
+		}
+		log_info("created the demo user '%s'", DEMO_USER);
+	}
+	f = fopen(pwfile, "r");
+	if (f != NULL) {
+		if (fgets(password, sizeof(password), f) != NULL &&
+		    strlen(password) == 16) {
+			printf("\n  Demo account: user %s, password %s\n"
+			    "  (from %s; remove it with: herald user del "
+			    "%s)\n\n", DEMO_USER, password, pwfile,
+			    DEMO_USER);
+			fflush(stdout);
+		}
+		fclose(f);
+	}
+out:
+	explicit_bzero(password, sizeof(password));
+	free(pwfile);
+}
+
+static int
+master_drop_privileges(struct master *m, char **error_r)
+{
+	const struct config *cfg = m->cfg;
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		if (cfg->user[0] != '\0')
+			log_info("not running as root: user=%s ignored",
+			    cfg->user);
+		return 0;
+	}
+	if (cfg->user[0] == '\0') {
+		log_warnx("running as root: set 'user' to an unprivileged "
+		    "account");
+		return 0;
+	}
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		*error_r = xasprintf("user '%s' does not exist", cfg->user);
+		return -1;
+	}
+	/* The account must be able to use its data and read passwords. */
+	if (chown(cfg->data_dir, pw->pw_uid, pw->pw_gid) < 0 ||
+	    (access(cfg->passwd_file, F_OK) == 0 &&
+	    chown(cfg->passwd_file, pw->pw_uid, pw->pw_gid) < 0)) {
+		*error_r = xasprintf("chown for %s: %s", cfg->user,
+		    strerror(errno));
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+		*error_r = xasprintf("cannot switch to user %s: %s",
+		    cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		*error_r = xasprintf("privileges could be regained");
+		return -1;
+	}
+	prctl(PR_SET_DUMPABLE, 1);
+	log_info("running as user %s", cfg->user);
+	return 0;
+}
+
+static void
+master_spawn(struct master *m, unsigned w)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_warn("fork worker %u", w);
+		m->slots[w].restart_at = time(NULL) + 1;
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Keep this worker's sockets only. */
+		for (unsigned o = 0; o < m->nworkers; o++)
+			if (o != w)
+				for (unsigned a = 0; a < m->naddrs; a++)
+					close(m->fds[o * m->naddrs + a]);
+		worker_process_main(m->src, m->cfg, w,
+		    &m->fds[w * m->naddrs], m->fd_tls, m->naddrs, m->tls_ctx);
+	}
+	m->slots[w].pid = pid;
+	m->slots[w].started = time(NULL);
+	m->slots[w].restart_at = 0;
+	log_info("worker %u started pid=%d", w, (int)pid);
+}
+
+static void
+master_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned w = 0; w < m->nworkers; w++) {
+			time_t now = time(NULL);
+
+			if (m->slots[w].pid != pid)
+				continue;
+			m->slots[w].pid = 0;
+			if (m->stopping)
+				break;
+			if (WIFSIGNALED(status))
+				log_errx("worker %u pid=%d killed by signal "
+				    "%d: restarting", w, (int)pid,
+				    WTERMSIG(status));
+			else
+				log_errx("worker %u pid=%d exited with "
+				    "status %d: restarting", w, (int)pid,
+				    WEXITSTATUS(status));
+			m->slots[w].restart_at =
+			    now - m->slots[w].started < WORKER_MIN_LIFETIME ?
+			    now + 1 : now;
+			break;
+		}
+	}
+}
+
+static void
+master_signal_workers(struct master *m, int sig)
+{
+	for (unsigned w = 0; w < m->nworkers; w++)
+		if (m->slots[w].pid > 0)
+			kill(m->slots[w].pid, sig);
+}
+
+static unsigned
+master_running(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (unsigned w = 0; w < m->nworkers; w++)
+		if (m->slots[w].pid > 0)
+			n++;
+	return n;
+}
+
+static void
+master_reload(struct master *m)
+{
+	char *error = NULL;
+	struct config *cfg = config_source_load(m->src, &error);
+
+	if (cfg == NULL) {
+		log_errx("reload failed, keeping the old configuration: %s",
+		    error);
+		free(error);
+		return;
+	}
+	/* Listeners and workers are fixed at start; the rest applies. */
+	log_set_level(cfg->log_level);
+	config_free(&m->cfg);
+	m->cfg = cfg;
+	log_info("configuration reloaded");
+	master_signal_workers(m, SIGHUP);
+}
+
+int
+serve_main(const struct config_source *src, struct config *cfg)
+{
+	struct master m = { .src = src, .cfg = cfg };
+	sigset_t set;
+	char *error = NULL;
+	time_t stop_deadline = 0;
+
+	log_init("master", cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	m.nworkers = cfg->workers;
+	umask(077);
+	if (mkdir_p(cfg->data_dir, 0700) < 0)
+		fatal("cannot create data_dir %s", cfg->data_dir);
+	{
+		char *dir = dir_of(cfg->passwd_file);
+
+		if (mkdir_p(dir, 0700) < 0)
+			fatal("cannot create %s", dir);
+		free(dir);
+	}
+	if (master_tls(&m, &error) < 0 || master_bind(&m, &error) < 0)
+		fatalx("%s", error);
+	master_demo_user(&m);
+	if (master_drop_privileges(&m, &error) < 0)
+		fatalx("%s", error);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	m.slots = xcalloc(m.nworkers, sizeof(*m.slots));
+	for (unsigned w = 0; w < m.nworkers; w++)
+		master_spawn(&m, w);
+	log_info("herald %s ready: %u workers", HERALD_VERSION_STRING,
+	    m.nworkers);
+
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+		time_t now = time(NULL);
+
+		switch (sig) {
+		case SIGCHLD:
+			master_reap(&m);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (!m.stopping) {
+				log_info("shutting down");
+				m.stopping = true;
+				stop_deadline = now +
+				    m.cfg->shutdown_timeout + 5;
+				master_signal_workers(&m, SIGTERM);
+			} else if (sig == SIGINT) {
+				master_signal_workers(&m, SIGKILL);
+			}
+			break;
+		case SIGHUP:
+			master_reload(&m);
+			break;
+		default:
+			break;
+		}
+		master_reap(&m);
+		if (m.stopping) {
+			if (master_running(&m) == 0)
+				break;
+			if (now >= stop_deadline)
+				master_signal_workers(&m, SIGKILL);
+			continue;
+		}
+		for (unsigned w = 0; w < m.nworkers; w++)
+			if (m.slots[w].pid == 0 && m.slots[w].restart_at != 0 &&
+			    now >= m.slots[w].restart_at)
+				master_spawn(&m, w);
+	}
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * A worker process: one libuv loop serving the IMAP listeners it was given.
+ */
+#include "main/main.h"
+
+#include "config/config.h"
+#include "event/worker.h"
+#include "imap/server.h"
+#include "log/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct worker_proc {
+	const struct config_source *src;
+	struct config *cfg;
+	struct config *old_cfg;	/* freed at the next reload */
+	struct worker *w;
+	struct imap_server *imap;
+	uv_signal_t sighup;
+};
+
+static void
+worker_sighup_cb(uv_signal_t *h, int signum)
+{
+	struct worker_proc *wp = h->data;
+	char *error = NULL;
+	struct config *cfg = config_source_load(wp->src, &error);
+
+	if (cfg == NULL) {
+		log_errx("reload failed: %s", error);
+		free(error);
+		return;
+	}
+	/* Requests in flight may still hold the previous config for one
+	 * more callback; keep it alive until the next reload. */
+	config_free(&wp->old_cfg);
+	wp->old_cfg = wp->cfg;
+	wp->cfg = cfg;
+	log_set_level(cfg->log_level);
+	worker_set_config(wp->w, cfg);
+	imap_server_reconfigure(wp->imap);
+	log_info("configuration reloaded");
+}
+
+void
+worker_process_main(const struct config_source *src, struct config *cfg,
+    unsigned index, const int *fds, const int *fd_tls, unsigned nfds,
+    void *tls_ctx)
+{
+	static char role[32];
+	struct worker_proc wp = { .src = src, .cfg = cfg };
+	int status;
+
+	snprintf(role, sizeof(role), "worker%u", index);
+	log_set_role(role);
+	signal(SIGPIPE, SIG_IGN);
+	wp.w = worker_new(index, cfg);
+	wp.imap = imap_server_new(wp.w, tls_ctx);
+	for (unsigned i = 0; i < nfds; i++)
+		worker_add_listener(wp.w, fds[i], fd_tls[i] ? tls_ctx : NULL,
+		    imap_server_accept, wp.imap);
+	worker_on_shutdown(wp.w, imap_server_shutdown, wp.imap);
+	uv_signal_init(worker_loop(wp.w), &wp.sighup);
+	wp.sighup.data = &wp;
+	uv_signal_start(&wp.sighup, worker_sighup_cb, SIGHUP);
+	uv_unref((uv_handle_t *)&wp.sighup);
+	status = worker_run(wp.w);
+	worker_free(&wp.w);
+	imap_server_free(&wp.imap);
+	exit(status);
+}
