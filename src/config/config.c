@@ -125,6 +125,8 @@ static const struct option options[] = {
 	    "least important messages logged: error, warn, info, debug"),
 	O_BOOL(demo_user, "yes",
 	    "create the user \"demo\" on first start"),
+	O_BOOL(fsync, "yes",
+	    "fsync mail and index before acknowledging; no = tests only"),
 
 	O_ENUM(plaintext_auth, enum config_plaintext_auth,
 	    plaintext_auth_names, "loopback",

@@ -46,6 +46,7 @@ struct config {
 	char *user;			/* "" = do not switch */
 	enum log_level log_level;	/* info */
 	bool demo_user;			/* create "demo" on first start: yes */
+	bool fsync;			/* fsync mail before acknowledging: yes */
 
 	/* Authentication. */
 	enum config_plaintext_auth plaintext_auth;	/* loopback */

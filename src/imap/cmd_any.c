@@ -37,6 +37,10 @@ cmd_noop(struct imap_cmd *cmd)
 		imap_cmd_bad(cmd, "NOOP takes no arguments.");
 		return;
 	}
+	if (cmd->s->view != NULL) {
+		imap_cmd_noop_selected(cmd);
+		return;
+	}
 	imap_cmd_reply(cmd, "OK", NULL, "NOOP completed.");
 }
 

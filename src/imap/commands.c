@@ -3,8 +3,11 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
+#include "event/conn.h"
 #include "event/worker.h"
 #include "imap/server.h"
+#include "imap/view.h"
+#include "log/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,17 +15,76 @@
 #include <string.h>
 #include <strings.h>
 
+#define S_NOTAUTH IMAP_STATE_NOT_AUTH
+#define S_AUTH (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+#define S_SEL IMAP_STATE_SELECTED
+#define S_ANY IMAP_STATE_ANY
+#define F_NOEXP IMAP_CMD_F_NO_EXPUNGES
+
 /* Sorted by name for bsearch. */
 static const struct imap_command imap_commands[] = {
-	{ "AUTHENTICATE", cmd_authenticate, IMAP_STATE_NOT_AUTH },
-	{ "CAPABILITY", cmd_capability, IMAP_STATE_ANY },
-	{ "ENABLE", cmd_enable, IMAP_STATE_AUTH | IMAP_STATE_SELECTED },
-	{ "ID", cmd_id, IMAP_STATE_ANY },
-	{ "LOGIN", cmd_login, IMAP_STATE_NOT_AUTH },
-	{ "LOGOUT", cmd_logout, IMAP_STATE_ANY },
-	{ "NOOP", cmd_noop, IMAP_STATE_ANY },
-	{ "STARTTLS", cmd_starttls, IMAP_STATE_NOT_AUTH },
+	{ "APPEND", cmd_append, S_AUTH, 0 },
+	{ "AUTHENTICATE", cmd_authenticate, S_NOTAUTH, 0 },
+	{ "CAPABILITY", cmd_capability, S_ANY, 0 },
+	{ "CHECK", cmd_check, S_SEL, 0 },
+	{ "CLOSE", cmd_close, S_SEL, 0 },
+	{ "COPY", cmd_copy, S_SEL, 0 },
+	{ "CREATE", cmd_create, S_AUTH, 0 },
+	{ "DELETE", cmd_delete, S_AUTH, 0 },
+	{ "ENABLE", cmd_enable, S_AUTH, 0 },
+	{ "EXAMINE", cmd_examine, S_AUTH, 0 },
+	{ "EXPUNGE", cmd_expunge, S_SEL, 0 },
+	{ "FETCH", cmd_fetch, S_SEL, F_NOEXP },
+	{ "ID", cmd_id, S_ANY, 0 },
+	{ "LIST", cmd_list, S_AUTH, 0 },
+	{ "LOGIN", cmd_login, S_NOTAUTH, 0 },
+	{ "LOGOUT", cmd_logout, S_ANY, 0 },
+	{ "LSUB", cmd_lsub, S_AUTH, 0 },
+	{ "MOVE", cmd_move, S_SEL, 0 },
+	{ "NAMESPACE", cmd_namespace, S_AUTH, 0 },
+	{ "NOOP", cmd_noop, S_ANY, 0 },
+	{ "RENAME", cmd_rename, S_AUTH, 0 },
+	{ "SEARCH", cmd_search, S_SEL, F_NOEXP },
+	{ "SELECT", cmd_select, S_AUTH, 0 },
+	{ "STARTTLS", cmd_starttls, S_NOTAUTH, 0 },
+	{ "STATUS", cmd_status, S_AUTH, 0 },
+	{ "STORE", cmd_store, S_SEL, F_NOEXP },
+	{ "SUBSCRIBE", cmd_subscribe, S_AUTH, 0 },
+	{ "UID", cmd_uid, S_SEL, 0 },
+	{ "UNSELECT", cmd_unselect, S_SEL, 0 },
+	{ "UNSUBSCRIBE", cmd_unsubscribe, S_AUTH, 0 },
 };
+
+/* Commands that may follow UID (RFC 9051 6.4.9, RFC 6851, RFC 4315). */
+static const char *const uid_commands[] = {
+	"COPY", "EXPUNGE", "FETCH", "MOVE", "SEARCH", "STORE",
+};
+
+void
+cmd_uid(struct imap_cmd *cmd)
+{
+	const char *name;
+	const struct imap_command *def;
+
+	if (cmd->nargs < 1 || !imap_arg_get_atom(&cmd->args[0], &name)) {
+		imap_cmd_bad(cmd, "UID needs a command.");
+		return;
+	}
+	def = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(uid_commands); i++)
+		if (strcasecmp(name, uid_commands[i]) == 0)
+			def = imap_command_find(uid_commands[i]);
+	if (def == NULL) {
+		imap_cmd_bad(cmd, "Unknown UID command.");
+		return;
+	}
+	cmd->uid = true;
+	cmd->def = def;
+	cmd->name = def->name;
+	cmd->args++;
+	cmd->nargs--;
+	def->handler(cmd);
+}
 
 static int
 command_cmp(const void *key, const void *elem)
@@ -40,6 +102,10 @@ imap_command_find(const char *name)
 	return bsearch(name, imap_commands, ARRAY_SIZE(imap_commands),
 	    sizeof(imap_commands[0]), command_cmp);
 }
+
+static void cmd_vreply(struct imap_cmd *cmd, const char *status,
+    const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 static void
 cmd_vreply(struct imap_cmd *cmd, const char *status, const char *code,
@@ -90,4 +156,138 @@ imap_cmd_bad(struct imap_cmd *cmd, const char *fmt, ...)
 		    "disconnecting: reason=\"too many bad commands\"");
 		imap_session_bye(s, "Too many invalid IMAP commands.");
 	}
+}
+
+void
+imap_cmd_result(struct imap_cmd *cmd, const char *status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	free(cmd->reply_status);
+	free(cmd->reply_code);
+	free(cmd->reply_text);
+	cmd->reply_status = xstrdup(status);
+	cmd->reply_code = code != NULL ? xstrdup(code) : NULL;
+	cmd->reply_text = text != NULL ? text : xstrdup("");
+}
+
+void
+imap_cmd_printf(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&cmd->out, fmt, ap);
+	va_end(ap);
+	buf_append(&cmd->out, "\r\n", 2);
+}
+
+void
+imap_cmd_write(struct imap_cmd *cmd, const void *data, size_t len)
+{
+	buf_append(&cmd->out, data, len);
+}
+
+static void
+cmd_work_cb(uv_work_t *work)
+{
+	struct imap_cmd *cmd = work->data;
+	struct imap_session *s = cmd->s;
+	enum imap_run_result r;
+
+	r = cmd->run(cmd);
+	if (r == IMAP_RUN_DONE) {
+		if (cmd->reply_status == NULL)
+			imap_cmd_result(cmd, "NO", "[SERVERBUG]",
+			    "Internal error.");
+		/* Tell the client what changed, as a command ends (RFC 9051
+		 * section 5.2).  The UID forms may also report expunges
+		 * (section 7.5.1). */
+		if (s->view != NULL && strcmp(cmd->reply_status, "BAD") != 0)
+			imap_view_update(s->view, cmd, cmd->uid ||
+			    (cmd->def->flags & IMAP_CMD_F_NO_EXPUNGES) == 0);
+	}
+	cmd->run_result = r;
+}
+
+static void cmd_after_work_cb(uv_work_t *work, int status);
+
+static void
+cmd_queue(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+
+	cmd->in_pool = true;
+	cmd->work.data = cmd;
+	if (uv_queue_work(worker_loop(s->server->worker), &cmd->work,
+	    cmd_work_cb, cmd_after_work_cb) != 0) {
+		cmd->in_pool = false;
+		imap_cmd_reply(cmd, "NO", "[SERVERBUG]", "Internal error.");
+	}
+}
+
+static void
+cmd_after_work_cb(uv_work_t *work, int status)
+{
+	struct imap_cmd *cmd = work->data;
+	struct imap_session *s = cmd->s;
+
+	cmd->in_pool = false;
+	if (s->closed) {
+		imap_session_destroy(s);
+		return;
+	}
+	if (cmd->out.len > 0) {
+		imap_session_write(s, cmd->out.data, cmd->out.len);
+		buf_free(&cmd->out);
+	}
+	if (cmd->run_result == IMAP_RUN_MORE) {
+		if (conn_output_full(s->conn))
+			cmd->wait_drain = true;
+		else
+			cmd_queue(cmd);
+		return;
+	}
+	imap_cmd_reply(cmd, cmd->reply_status, cmd->reply_code, "%s",
+	    cmd->reply_text);
+}
+
+void
+imap_cmd_continue(struct imap_cmd *cmd)
+{
+	if (cmd->wait_drain) {
+		cmd->wait_drain = false;
+		cmd_queue(cmd);
+	}
+}
+
+void
+imap_cmd_run(struct imap_cmd *cmd, imap_run_fn *run)
+{
+	cmd->run = run;
+	cmd_queue(cmd);
+}
+
+void
+imap_cmd_free(struct imap_cmd **cmdp)
+{
+	struct imap_cmd *cmd = *cmdp;
+
+	if (cmd == NULL)
+		return;
+	*cmdp = NULL;
+	ASSERT(!cmd->in_pool);
+	arena_free(&cmd->arena);
+	buf_free(&cmd->out);
+	free(cmd->reply_status);
+	free(cmd->reply_code);
+	free(cmd->reply_text);
+	free(cmd->tag);
+	free(cmd);
 }

@@ -26,7 +26,7 @@ enum parser_state {
 	PS_NAME_START,	/* after tag SP */
 	PS_NAME,
 	PS_ARG_START,	/* an argument, ')' or the line end may follow */
-	PS_AFTER_ARG,	/* after a string, literal or list: SP, ')' or EOL */
+	PS_AFTER_ARG,	/* after a string, literal or list */
 	PS_ATOM,
 	PS_QUOTED,
 	PS_QUOTED_ESC,
@@ -66,25 +66,26 @@ enum step_result {
 };
 
 struct level {
-	struct imap_arg *items;	/* cap + 1 entries: items[count] is EOL */
+	struct imap_arg *items;	/* cap + 1 entries, items[count] = EOL */
 	unsigned count, cap;
 };
 
 struct imap_parser {
 	struct imap_parser_limits limits;
-	struct imap_parser_limits next_limits;	/* set_limits() mid-command */
+	/* From set_limits() in mid-command, for the next command. */
+	struct imap_parser_limits next_limits;
 	struct imap_literal_handler handler;
 	struct arena arena;	/* everything of the current command */
-	struct buf tok;		/* the token being read, or the raw line */
+	struct buf tok;		/* the token being read, or a raw line */
 
 	enum parser_state state;
-	enum parser_state cr_state;	/* where to resume when LF follows CR */
+	enum parser_state cr_state;	/* resumed when LF follows CR */
 	enum skip_lit skip_lit;
 	const char *tag, *name;
 	const char *error;
 	char *error_dyn;	/* copy of the handler's reject message */
 
-	struct level *levels;	/* levels[0] holds the top-level arguments */
+	struct level *levels;	/* levels[0]: the top-level arguments */
 	unsigned levels_cap;
 	unsigned depth;		/* open lists */
 	unsigned nargs;		/* arguments at all levels (max_args) */
@@ -103,9 +104,9 @@ struct imap_parser {
 	bool streaming:1;	/* begin() said STREAM and end() is pending */
 	bool skip_pending:1;	/* after next(): discard up to LF */
 	bool skip_check_lit:1;	/* the skipped line is a command line */
-	bool line_cr:1;		/* raw line: CR held back, maybe before LF */
+	bool line_cr:1;		/* raw line: CR held back (LF next?) */
 	bool toobig:1;
-	bool fatal_now:1;	/* the error just set must close the connection */
+	bool fatal_now:1;	/* this error must close the connection */
 };
 
 static const struct imap_arg empty_list[1] = { { .type = IMAP_ARG_EOL } };

@@ -28,8 +28,15 @@ struct imap_seqset {
 
 /*
  * Parse str (NUL-terminated) into set, allocating from arena.  Numbers are
- * 1..4294967295 (nz-number); 0, empty elements, trailing commas, garbage and
- * more than max_ranges elements are errors.  Returns 0, or -1 with *error_r.
+ * 1..4294967295 (nz-number: no leading zeros); 0, empty elements, leading or
+ * trailing commas, spaces, garbage and more than max_ranges elements (as
+ * written, before merging; 0 allows none) are errors.  Returns 0, or -1 with
+ * *error_r (a static string) and set->count = 0.
+ *
+ * Since '*' is UINT32_MAX, the number 4294967295 means '*' too, and a range
+ * such as "5:*" absorbs the numbers above 5 given with it ("5:*,100" is
+ * "5:*").  After imap_seqset_resolve() the set is therefore exact for the
+ * numbers up to max, i.e. for every message that exists.
  */
 int imap_seqset_parse(const char *str, struct arena *arena,
     unsigned max_ranges, struct imap_seqset *set, const char **error_r);
@@ -44,7 +51,8 @@ void imap_seqset_resolve(struct imap_seqset *set, uint32_t max);
 
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n);
 
-/* Format as "1:3,5" into arena (for UIDPLUS responses). */
+/* Format as "1:3,5" into arena (for UIDPLUS responses); an unresolved
+ * '*' is written as 4294967295, an empty set as "". */
 char *imap_seqset_format(const struct imap_seqset *set, struct arena *arena);
 
 #endif

@@ -8,6 +8,8 @@
 #include "event/worker.h"
 #include "imap/commands.h"
 #include "imap/server.h"
+#include "imap/view.h"
+#include "store/store.h"
 #include "log/log.h"
 
 #include <stdio.h>
@@ -153,13 +155,24 @@ imap_session_read_lines(struct imap_session *s, imap_line_cb *cb)
 static void
 session_free_cmd(struct imap_session *s)
 {
-	struct imap_cmd *cmd = s->cmd;
+	imap_cmd_free(&s->cmd);
+}
 
-	if (cmd == NULL)
-		return;
-	s->cmd = NULL;
-	free(cmd->tag);
-	free(cmd);
+int
+imap_session_store(struct imap_session *s, struct store_error *err)
+{
+	const struct config *cfg = session_cfg(s);
+	struct store_settings set = { 0 };
+	char *root;
+	int ret;
+
+	if (s->store != NULL)
+		return 0;
+	set.fsync_disable = !cfg->fsync;
+	root = xasprintf("%s/users/%s", cfg->data_dir, s->user);
+	ret = store_user_open(root, &set, &s->store, err);
+	free(root);
+	return ret;
 }
 
 /*
@@ -315,6 +328,10 @@ session_drained(void *ctx)
 {
 	struct imap_session *s = ctx;
 
+	if (s->cmd != NULL && s->cmd->wait_drain) {
+		imap_cmd_continue(s->cmd);
+		return;
+	}
 	if (s->output_wait) {
 		s->output_wait = false;
 		conn_resume(s->conn);
@@ -352,6 +369,19 @@ session_hangup(void *ctx, const char *reason)
 	    reason);
 }
 
+void
+imap_session_destroy(struct imap_session *s)
+{
+	session_free_cmd(s);
+	imap_view_free(&s->view);
+	if (s->store != NULL)
+		store_user_close(&s->store);
+	imap_parser_free(&s->parser);
+	free(s->user);
+	free(s->client_id);
+	free(s);
+}
+
 static void
 session_closed(void *ctx)
 {
@@ -366,17 +396,17 @@ session_closed(void *ctx)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->session_count--;
-	/* A command still running (a login on the thread pool) notices
-	 * cmd->s == NULL when it completes and frees itself. */
+	/* A command running on the thread pool still uses the session:
+	 * it is freed when that work comes back. */
+	if (s->cmd != NULL && s->cmd->in_pool)
+		return;
+	/* A login in flight notices cmd->s == NULL when it completes and
+	 * frees the command itself. */
 	if (s->cmd != NULL && s->waiting) {
 		s->cmd->s = NULL;
 		s->cmd = NULL;
 	}
-	session_free_cmd(s);
-	imap_parser_free(&s->parser);
-	free(s->user);
-	free(s->client_id);
-	free(s);
+	imap_session_destroy(s);
 }
 
 static const struct conn_ops session_conn_ops = {

@@ -17,6 +17,9 @@
 
 struct conn;
 struct imap_server;
+struct imap_view;
+struct store_user;
+struct store_error;
 
 enum imap_state {
 	IMAP_STATE_NOT_AUTH = 1 << 0,
@@ -43,6 +46,8 @@ struct imap_session {
 	struct imap_parser *parser;
 	struct imap_cmd *cmd;		/* command in progress, if any */
 	char *user;			/* after login */
+	struct store_user *store;	/* opened by the first command needing it */
+	struct imap_view *view;		/* the selected mailbox */
 	char *client_id;		/* from ID, for the log */
 	uint64_t id;			/* worker index << 32 | conn id */
 	enum imap_state state;
@@ -56,6 +61,14 @@ struct imap_session {
 	bool starttls:1;		/* STARTTLS accepted, handshake next */
 	bool closed:1;			/* the conn is gone */
 };
+
+/* Free a session whose conn is gone (internal to imap/). */
+void imap_session_destroy(struct imap_session *s);
+/*
+ * The user's mail store, opened on first use (data_dir/users/NAME).  For
+ * run functions on the thread pool.  0, or -1 with *err.
+ */
+int imap_session_store(struct imap_session *s, struct store_error *err);
 
 /* Write an untagged or continuation line: fmt must not include CRLF. */
 void imap_session_printf(struct imap_session *s, const char *fmt, ...)

@@ -1,0 +1,8 @@
+/* Placeholder: being written. */
+#include "imap/commands.h"
+
+void
+cmd_append(struct imap_cmd *cmd)
+{
+	imap_cmd_bad(cmd, "Unknown command.");
+}

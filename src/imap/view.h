@@ -1,0 +1,96 @@
+/*
+ * The selected mailbox as one session sees it (RFC 9051 section 2.3.1):
+ * sequence numbers mapped to UIDs, the modseq up to which the client has
+ * been told of changes, and expunges waiting until a command allows them.
+ *
+ * Everything here runs inside a command's run function (thread pool) or
+ * while the session is otherwise idle: one thread at a time.
+ */
+#ifndef HERALD_IMAP_VIEW_H
+#define HERALD_IMAP_VIEW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imap/parser.h"
+#include "store/store.h"
+
+struct buf;
+struct imap_cmd;
+struct imap_session;
+
+struct imap_view {
+	struct store_mailbox *box;
+	char *name;		/* canonical UTF-8 name */
+	bool readonly;
+	uint32_t *uids;		/* sequence number i + 1 is uids[i] */
+	unsigned count, cap;
+	uint32_t *pending;	/* expunged, not yet reported (ascending) */
+	unsigned pending_count, pending_cap;
+	uint64_t modseq;	/* changes up to here are reflected */
+	unsigned keyword_count;	/* keywords announced in FLAGS */
+	unsigned recent;	/* messages \Recent in this view */
+	uint32_t uidvalidity;
+};
+
+/*
+ * SELECT / EXAMINE: open and sync name, then write the untagged responses
+ * (FLAGS, PERMANENTFLAGS, EXISTS, RECENT, UNSEEN, UIDVALIDITY, UIDNEXT) to
+ * cmd.  On success *view_r is the new view.  0 or -1 with *err.
+ */
+int imap_view_open(struct imap_session *s, const char *name, bool readonly,
+    struct imap_cmd *cmd, struct imap_view **view_r, struct store_error *err);
+void imap_view_free(struct imap_view **view);
+
+/* Look at the Maildir again (NOOP, CHECK, IDLE): 0 or -1. */
+int imap_view_sync(struct imap_view *view, struct store_error *err);
+
+/*
+ * Report changes since view->modseq to cmd: EXPUNGE (when allowed, else
+ * they are kept pending and the messages keep their sequence numbers),
+ * FETCH (FLAGS) for changed messages, EXISTS and RECENT for new ones, and
+ * FLAGS when new keywords appeared.
+ */
+void imap_view_update(struct imap_view *view, struct imap_cmd *cmd,
+    bool allow_expunge);
+
+/* Sequence number of uid, or 0 if it is not in the view. */
+uint32_t imap_view_seq(const struct imap_view *view, uint32_t uid);
+/* True if uid was expunged and the client has not been told yet. */
+bool imap_view_is_pending_expunge(const struct imap_view *view, uint32_t uid);
+
+/*
+ * Turn a sequence set (or UID set when uid is true) into the ascending
+ * UIDs it names in the view.  A sequence number above the message count is
+ * an error (RFC 9051 section 9, "seq-number"); UIDs that do not exist are
+ * skipped.  The array comes from arena.  0, or -1 with *error_r.
+ */
+int imap_view_resolve(const struct imap_view *view, const char *set,
+    bool uid, struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+    const char **error_r);
+
+/* Write "(\Seen \Flagged kw ...)" for flags and keyword bits. */
+void imap_flags_write(struct buf *out, uint32_t flags, uint64_t keywords,
+    const char *const *names, unsigned name_count);
+
+/*
+ * Parse a flag list (STORE, APPEND): system flags into *flags_r, keywords
+ * into *keywords_r (from arena).  \Recent and other unknown \-flags are
+ * errors.  0, or -1 with *error_r.
+ */
+int imap_flags_parse(const struct imap_arg *list, unsigned count,
+    struct arena *arena, uint32_t *flags_r, const char ***keywords_r,
+    unsigned *keyword_count_r, const char **error_r);
+
+/* Set cmd's reply from a store error: NO with the matching response code
+ * (RFC 5530). */
+void imap_cmd_store_error(struct imap_cmd *cmd, const struct store_error *err);
+
+/*
+ * Decode a mailbox name argument (modified UTF-7, RFC 3501 5.1.3; UTF-8
+ * once UTF8=ACCEPT is enabled) and normalise it for the store.  Writes
+ * STORE_NAME_MAX + 1 bytes at most into out.  0, or -1 with *error_r.
+ */
+int imap_mailbox_name(const char *arg, char *out, const char **error_r);
+
+#endif

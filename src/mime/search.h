@@ -1,0 +1,41 @@
+/*
+ * Text of a message for IMAP SEARCH substring matching (RFC 9051 section
+ * 6.4.4): decoded to UTF-8 and case-folded (utf8proc, NFC), so a needle
+ * folded with mime_search_fold() can be found with memmem().
+ */
+#ifndef HERALD_MIME_SEARCH_H
+#define HERALD_MIME_SEARCH_H
+
+#include <stddef.h>
+
+struct buf;
+struct mime_message;
+struct mime_part;
+struct mime_header_field;
+
+enum mime_search_flags {
+	MIME_SEARCH_HEADERS	= 1 << 0, /* the top-level header */
+	MIME_SEARCH_BODY	= 1 << 1, /* text parts, embedded headers */
+};
+
+/*
+ * Append the searchable text of msg: with MIME_SEARCH_HEADERS one line
+ * "name: value" per top-level field, encoded-words decoded; with
+ * MIME_SEARCH_BODY the text/ and message/ parts (transfer encoding and
+ * charset decoded) and the headers of embedded messages, each part
+ * followed by a newline.  NUL bytes become spaces.  The buffer's max
+ * bounds the work: appending stops once it is full.
+ */
+void mime_search_text(struct buf *out, const struct mime_message *msg,
+		      unsigned int flags);
+
+/* Append the decoded, folded value of one header field (for SEARCH
+   HEADER name / FROM / SUBJECT ...). */
+void mime_search_header(struct buf *out, const struct mime_message *msg,
+			const struct mime_header_field *field);
+
+/* Append the case-folded form of UTF-8 text (invalid bytes become
+   U+FFFD), as applied to the text above. */
+void mime_search_fold(struct buf *out, const char *s, size_t len);
+
+#endif

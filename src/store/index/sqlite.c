@@ -1,0 +1,969 @@
+/*
+ * The SQLite index driver (store_private.h vtable).  One connection per
+ * store_user; WAL mode so readers never block the writer; writers use
+ * BEGIN IMMEDIATE so the write lock is taken (waiting up to busy_timeout)
+ * before anything is read, which is what makes UID allocation safe between
+ * processes (a deferred transaction that upgrades to a writer can fail with
+ * SQLITE_BUSY without waiting).
+ *
+ * synchronous=FULL: in WAL mode, NORMAL may lose the last commits on power
+ * loss.  The Maildir would bring lost messages back (",U=" names), but
+ * modseqs and keywords live only here, and a modseq that a client has seen
+ * must never be handed out again (RFC 7162), so a commit that a client was
+ * told about must be durable.  fsync_disable (tests) uses NORMAL.
+ */
+#include "store/store_private.h"
+#include "core/xmalloc.h"
+#include "log/log.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION 1
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS mailboxes ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL,"
+	" first_recent_uid INTEGER NOT NULL,"
+	" uid_reserved INTEGER NOT NULL,"
+	" highestmodseq INTEGER NOT NULL,"
+	" modseq_reserved INTEGER NOT NULL,"
+	" special_use INTEGER NOT NULL DEFAULT 0,"
+	" rebuild INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS subscriptions (name TEXT PRIMARY KEY);"
+	"CREATE TABLE IF NOT EXISTS messages ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
+	"  ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" filename TEXT NOT NULL,"
+	" flags INTEGER NOT NULL,"
+	" keywords INTEGER NOT NULL,"
+	" internal_date INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS messages_modseq"
+	" ON messages (mailbox_id, modseq);"
+	"CREATE TABLE IF NOT EXISTS expunged ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
+	"  ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS expunged_modseq"
+	" ON expunged (mailbox_id, modseq);"
+	"CREATE TABLE IF NOT EXISTS keywords ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
+	"  ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" name TEXT NOT NULL COLLATE NOCASE,"
+	" PRIMARY KEY (mailbox_id, idx),"
+	" UNIQUE (mailbox_id, name)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS cache ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
+	"  ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" field TEXT NOT NULL,"
+	" value BLOB NOT NULL,"
+	" PRIMARY KEY (mailbox_id, uid, field)) WITHOUT ROWID;";
+
+#define MB_COLS "id, name, uidvalidity, uidnext, first_recent_uid," \
+	" uid_reserved, highestmodseq, modseq_reserved, special_use, rebuild"
+#define MSG_COLS "uid, flags, keywords, internal_date, size, modseq, filename"
+
+enum stmt {
+	S_META_GET,
+	S_META_SET,
+	S_MB_GET_NAME,
+	S_MB_GET_ID,
+	S_MB_LIST,
+	S_MB_INSERT,
+	S_MB_UPDATE,
+	S_MB_DELETE,
+	S_SUB_ADD,
+	S_SUB_DEL,
+	S_SUB_LIST,
+	S_MSG_LIST,
+	S_MSG_GET,
+	S_MSG_INSERT,
+	S_MSG_UPDATE,
+	S_MSG_DELETE,
+	S_CACHE_DEL_MSG,
+	S_EXP_INSERT,
+	S_EXP_SINCE,
+	S_COUNTS,
+	S_KW_LIST,
+	S_KW_INSERT,
+	S_CACHE_PUT,
+	S_CACHE_GET,
+	S_CACHE_COPY,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_META_GET] = "SELECT value FROM meta WHERE key = ?",
+	[S_META_SET] = "INSERT INTO meta (key, value) VALUES (?, ?)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_MB_GET_NAME] = "SELECT " MB_COLS " FROM mailboxes WHERE name = ?",
+	[S_MB_GET_ID] = "SELECT " MB_COLS " FROM mailboxes WHERE id = ?",
+	[S_MB_LIST] = "SELECT " MB_COLS " FROM mailboxes ORDER BY name",
+	[S_MB_INSERT] = "INSERT INTO mailboxes (name, uidvalidity, uidnext,"
+	    " first_recent_uid, uid_reserved, highestmodseq, modseq_reserved,"
+	    " special_use, rebuild) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_MB_UPDATE] = "UPDATE mailboxes SET name = ?, uidvalidity = ?,"
+	    " uidnext = ?, first_recent_uid = ?, uid_reserved = ?,"
+	    " highestmodseq = ?, modseq_reserved = ?, special_use = ?,"
+	    " rebuild = ? WHERE id = ?",
+	[S_MB_DELETE] = "DELETE FROM mailboxes WHERE id = ?",
+	[S_SUB_ADD] = "INSERT OR IGNORE INTO subscriptions (name) VALUES (?)",
+	[S_SUB_DEL] = "DELETE FROM subscriptions WHERE name = ?",
+	[S_SUB_LIST] = "SELECT name FROM subscriptions ORDER BY name",
+	[S_MSG_LIST] = "SELECT " MSG_COLS " FROM messages"
+	    " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+	[S_MSG_GET] = "SELECT " MSG_COLS " FROM messages"
+	    " WHERE mailbox_id = ? AND uid = ?",
+	[S_MSG_INSERT] = "INSERT INTO messages (mailbox_id, uid, flags,"
+	    " keywords, internal_date, size, modseq, filename)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_MSG_UPDATE] = "UPDATE messages SET flags = ?, keywords = ?,"
+	    " modseq = ?, filename = ? WHERE mailbox_id = ? AND uid = ?",
+	[S_MSG_DELETE] = "DELETE FROM messages"
+	    " WHERE mailbox_id = ? AND uid = ?",
+	[S_CACHE_DEL_MSG] = "DELETE FROM cache"
+	    " WHERE mailbox_id = ? AND uid = ?",
+	[S_EXP_INSERT] = "INSERT OR REPLACE INTO expunged (mailbox_id, uid,"
+	    " modseq) VALUES (?, ?, ?)",
+	[S_EXP_SINCE] = "SELECT uid FROM expunged"
+	    " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+	[S_COUNTS] = "SELECT count(*), total((flags & 1) = 0), total(uid >= ?)"
+	    " FROM messages WHERE mailbox_id = ?",
+	[S_KW_LIST] = "SELECT idx, name FROM keywords WHERE mailbox_id = ?"
+	    " ORDER BY idx",
+	[S_KW_INSERT] = "INSERT INTO keywords (mailbox_id, idx, name)"
+	    " VALUES (?, ?, ?)",
+	[S_CACHE_PUT] = "INSERT OR REPLACE INTO cache (mailbox_id, uid, field,"
+	    " value) VALUES (?, ?, ?, ?)",
+	[S_CACHE_GET] = "SELECT value FROM cache"
+	    " WHERE mailbox_id = ? AND uid = ? AND field = ?",
+	[S_CACHE_COPY] = "INSERT OR REPLACE INTO cache (mailbox_id, uid, field,"
+	    " value) SELECT ?, ?, field, value FROM cache"
+	    " WHERE mailbox_id = ? AND uid = ?",
+};
+
+struct sqlite_index {
+	struct store_index idx;
+	sqlite3 *db;
+	char *path;
+	bool in_txn;
+	sqlite3_stmt *stmts[S_COUNT];	/* prepared lazily, kept */
+};
+
+static int
+db_error(struct sqlite_index *si, int rc, const char *what,
+    struct store_error *err)
+{
+	const char *msg = si->db != NULL ? sqlite3_errmsg(si->db) :
+	    sqlite3_errstr(rc);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		log_warnx("store: %s: %s: %s", si->path, what, msg);
+		return store_error_set(err, STORE_ERR_INUSE,
+		    "Mailbox is locked by another session, try again later");
+	case SQLITE_FULL:
+		log_warnx("store: %s: %s: %s", si->path, what, msg);
+		return store_error_set(err, STORE_ERR_NOSPACE,
+		    "Not enough disk space");
+	default:
+		return store_error_internal(err, "%s: %s: %s (%d)", si->path,
+		    what, msg, rc);
+	}
+}
+
+static sqlite3_stmt *
+stmt_get(struct sqlite_index *si, enum stmt s, struct store_error *err)
+{
+	int rc;
+
+	if (si->stmts[s] == NULL) {
+		rc = sqlite3_prepare_v3(si->db, stmt_sql[s], -1,
+		    SQLITE_PREPARE_PERSISTENT, &si->stmts[s], NULL);
+		if (rc != SQLITE_OK) {
+			db_error(si, rc, "prepare", err);
+			return NULL;
+		}
+	}
+	return si->stmts[s];
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int
+stmt_run(struct sqlite_index *si, sqlite3_stmt *st, const char *what,
+    struct store_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return db_error(si, rc, what, err);
+	return 0;
+}
+
+static void
+stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int
+exec(struct sqlite_index *si, const char *sql, struct store_error *err)
+{
+	int rc = sqlite3_exec(si->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_error(si, rc, sql, err);
+	return 0;
+}
+
+static void
+finalize_all(struct sqlite_index *si)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		if (si->stmts[i] != NULL)
+			sqlite3_finalize(si->stmts[i]);
+		si->stmts[i] = NULL;
+	}
+}
+
+static bool
+is_corrupt(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
+/* Returns an SQLite code; *created_r if the schema had to be made. */
+static int
+try_open(struct sqlite_index *si, const struct store_settings *set,
+    bool *created_r)
+{
+	sqlite3_stmt *st = NULL;
+	char pragma[128];
+	int rc;
+
+	*created_r = false;
+	rc = sqlite3_open_v2(si->path, &si->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_extended_result_codes(si->db, 1);
+	sqlite3_busy_timeout(si->db, set->busy_timeout_ms > 0 ?
+	    (int)set->busy_timeout_ms : 10000);
+	snprintf(pragma, sizeof(pragma),
+	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
+	    " PRAGMA foreign_keys = ON;",
+	    set->fsync_disable ? "NORMAL" : "FULL");
+	rc = sqlite3_exec(si->db, pragma, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_exec(si->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_prepare_v2(si->db, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'table' AND name = 'schema_version'", -1, &st,
+	    NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*created_r = sqlite3_column_int(st, 0) == 0;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_OK && *created_r) {
+		rc = sqlite3_exec(si->db, schema_sql, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(si->db, "INSERT INTO schema_version"
+			    " VALUES (1)", NULL, NULL, NULL);
+	} else if (rc == SQLITE_OK) {
+		rc = sqlite3_prepare_v2(si->db, "SELECT version FROM"
+		    " schema_version", -1, &st, NULL);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int v = sqlite3_column_int(st, 0);
+
+			/* Migrations go here when the schema changes. */
+			rc = v == SCHEMA_VERSION ? SQLITE_OK : SQLITE_MISMATCH;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_CORRUPT;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(si->db, "COMMIT", NULL, NULL, NULL);
+	else
+		(void)sqlite3_exec(si->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void
+move_aside(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	long long now = (long long)time(NULL);
+
+	for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
+		char *from = xasprintf("%s%s", path, sfx[i]);
+		char *to = xasprintf("%s.corrupt.%lld%s", path, now, sfx[i]);
+
+		if (rename(from, to) < 0 && errno != ENOENT)
+			log_warn("store: rename(%s, %s)", from, to);
+		free(from);
+		free(to);
+	}
+}
+
+static int
+sqlite_open(const char *path, const struct store_settings *set,
+    struct store_index **idx_r, bool *created_r, struct store_error *err)
+{
+	struct sqlite_index *si = xmalloc(sizeof(*si));
+	int rc;
+
+	si->idx.v = &store_index_sqlite;
+	si->path = xstrdup(path);
+	rc = try_open(si, set, created_r);
+	if (is_corrupt(rc)) {
+		/* Rebuilt from the Maildir by the caller (store.c). */
+		log_errx("store: index %s is corrupt (%s); moving it aside and"
+		    " rebuilding from the Maildir", path, sqlite3_errstr(rc));
+		finalize_all(si);
+		sqlite3_close_v2(si->db);
+		si->db = NULL;
+		move_aside(path);
+		rc = try_open(si, set, created_r);
+	}
+	if (rc != SQLITE_OK) {
+		db_error(si, rc, "open", err);
+		finalize_all(si);
+		sqlite3_close_v2(si->db);
+		free(si->path);
+		free(si);
+		return -1;
+	}
+	*idx_r = &si->idx;
+	return 0;
+}
+
+static void
+sqlite_close(struct store_index *idx)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+
+	if (si->in_txn)
+		(void)sqlite3_exec(si->db, "ROLLBACK", NULL, NULL, NULL);
+	finalize_all(si);
+	sqlite3_close_v2(si->db);
+	free(si->path);
+	free(si);
+}
+
+static int
+sqlite_begin(struct store_index *idx, bool write, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+
+	ASSERT(!si->in_txn);
+	if (exec(si, write ? "BEGIN IMMEDIATE" : "BEGIN", err) < 0)
+		return -1;
+	si->in_txn = true;
+	return 0;
+}
+
+static int
+sqlite_commit(struct store_index *idx, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+
+	ASSERT(si->in_txn);
+	if (exec(si, "COMMIT", err) < 0) {
+		(void)sqlite3_exec(si->db, "ROLLBACK", NULL, NULL, NULL);
+		si->in_txn = false;
+		return -1;
+	}
+	si->in_txn = false;
+	return 0;
+}
+
+static void
+sqlite_rollback(struct store_index *idx)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+
+	if (!si->in_txn)
+		return;
+	(void)sqlite3_exec(si->db, "ROLLBACK", NULL, NULL, NULL);
+	si->in_txn = false;
+}
+
+static int
+sqlite_meta_get(struct store_index *idx, const char *key, uint64_t *value_r,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_META_GET, err);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*value_r = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) :
+	    0;
+	stmt_done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(si, rc, "meta_get", err);
+	return 0;
+}
+
+static int
+sqlite_meta_set(struct store_index *idx, const char *key, uint64_t value,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_META_SET, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
+	return stmt_run(si, st, "meta_set", err);
+}
+
+static void
+read_mailbox(sqlite3_stmt *st, struct store_index_mailbox *mb)
+{
+	const unsigned char *name = sqlite3_column_text(st, 1);
+
+	memset(mb, 0, sizeof(*mb));
+	mb->id = sqlite3_column_int64(st, 0);
+	snprintf(mb->name, sizeof(mb->name), "%s",
+	    name != NULL ? (const char *)name : "");
+	mb->uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+	mb->uidnext = (uint32_t)sqlite3_column_int64(st, 3);
+	mb->first_recent_uid = (uint32_t)sqlite3_column_int64(st, 4);
+	mb->uid_reserved = (uint32_t)sqlite3_column_int64(st, 5);
+	mb->highestmodseq = (uint64_t)sqlite3_column_int64(st, 6);
+	mb->modseq_reserved = (uint64_t)sqlite3_column_int64(st, 7);
+	mb->special_use = (unsigned)sqlite3_column_int64(st, 8);
+	mb->rebuild = (unsigned)sqlite3_column_int64(st, 9);
+}
+
+static int
+sqlite_mailbox_get(struct store_index *idx, const char *name, int64_t id,
+    struct store_index_mailbox *mb_r, bool *found_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, name != NULL ? S_MB_GET_NAME :
+	    S_MB_GET_ID, err);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if (name != NULL)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	*found_r = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		read_mailbox(st, mb_r);
+	stmt_done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(si, rc, "mailbox_get", err);
+	return 0;
+}
+
+static int
+sqlite_mailbox_list(struct store_index *idx, struct arena *arena,
+    struct store_index_mailbox **list_r, unsigned *count_r,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MB_LIST, err);
+	struct store_index_mailbox *list = NULL;
+	unsigned count = 0, cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			struct store_index_mailbox *n;
+
+			cap = cap == 0 ? 16 : cap * 2;
+			n = arena_alloc(arena, cap * sizeof(*n));
+			if (count > 0)
+				memcpy(n, list, count * sizeof(*n));
+			list = n;
+		}
+		read_mailbox(st, &list[count++]);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_error(si, rc, "mailbox_list", err);
+	*list_r = list;
+	*count_r = count;
+	return 0;
+}
+
+static void
+bind_mailbox(sqlite3_stmt *st, const struct store_index_mailbox *mb)
+{
+	sqlite3_bind_text(st, 1, mb->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, mb->uidvalidity);
+	sqlite3_bind_int64(st, 3, mb->uidnext);
+	sqlite3_bind_int64(st, 4, mb->first_recent_uid);
+	sqlite3_bind_int64(st, 5, mb->uid_reserved);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)mb->highestmodseq);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)mb->modseq_reserved);
+	sqlite3_bind_int64(st, 8, mb->special_use);
+	sqlite3_bind_int64(st, 9, mb->rebuild);
+}
+
+static int
+sqlite_mailbox_insert(struct store_index *idx, struct store_index_mailbox *mb,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MB_INSERT, err);
+
+	if (st == NULL)
+		return -1;
+	bind_mailbox(st, mb);
+	if (stmt_run(si, st, "mailbox_insert", err) < 0)
+		return -1;
+	mb->id = sqlite3_last_insert_rowid(si->db);
+	return 0;
+}
+
+static int
+sqlite_mailbox_update(struct store_index *idx,
+    const struct store_index_mailbox *mb, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MB_UPDATE, err);
+
+	if (st == NULL)
+		return -1;
+	bind_mailbox(st, mb);
+	sqlite3_bind_int64(st, 10, mb->id);
+	return stmt_run(si, st, "mailbox_update", err);
+}
+
+static int
+sqlite_mailbox_delete(struct store_index *idx, int64_t id,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MB_DELETE, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return stmt_run(si, st, "mailbox_delete", err);
+}
+
+static int
+sqlite_subscription_set(struct store_index *idx, const char *name, bool on,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, on ? S_SUB_ADD : S_SUB_DEL, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return stmt_run(si, st, "subscription_set", err);
+}
+
+static int
+sqlite_subscription_list(struct store_index *idx, struct arena *arena,
+    char ***names_r, unsigned *count_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_SUB_LIST, err);
+	char **names = NULL;
+	unsigned count = 0, cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			char **n;
+
+			cap = cap == 0 ? 16 : cap * 2;
+			n = arena_alloc(arena, cap * sizeof(*n));
+			if (count > 0)
+				memcpy(n, names, count * sizeof(*n));
+			names = n;
+		}
+		names[count++] = arena_strdup(arena,
+		    (const char *)sqlite3_column_text(st, 0));
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_error(si, rc, "subscription_list", err);
+	*names_r = names;
+	*count_r = count;
+	return 0;
+}
+
+static void
+read_msg(sqlite3_stmt *st, struct arena *arena, struct store_msg *m)
+{
+	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	m->flags = (uint32_t)sqlite3_column_int64(st, 1);
+	m->keywords = (uint64_t)sqlite3_column_int64(st, 2);
+	m->internal_date = sqlite3_column_int64(st, 3);
+	m->size = (uint64_t)sqlite3_column_int64(st, 4);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 5);
+	m->filename = arena_strdup(arena,
+	    (const char *)sqlite3_column_text(st, 6));
+}
+
+static int
+sqlite_msg_list(struct store_index *idx, int64_t mailbox_id,
+    uint64_t since_modseq, struct arena *arena, struct store_msg **msgs_r,
+    unsigned *count_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MSG_LIST, err);
+	struct store_msg *msgs = NULL, *out;
+	unsigned count = 0, cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since_modseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			msgs = xrealloc(msgs, cap * sizeof(*msgs));
+		}
+		read_msg(st, arena, &msgs[count++]);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(msgs);
+		return db_error(si, rc, "msg_list", err);
+	}
+	out = arena_alloc(arena, (count + 1) * sizeof(*out));
+	if (count > 0)
+		memcpy(out, msgs, count * sizeof(*out));
+	free(msgs);
+	*msgs_r = out;
+	*count_r = count;
+	return 0;
+}
+
+static int
+sqlite_msg_get(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
+    struct arena *arena, struct store_msg *msg_r, bool *found_r,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MSG_GET, err);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = sqlite3_step(st);
+	*found_r = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		read_msg(st, arena, msg_r);
+	stmt_done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(si, rc, "msg_get", err);
+	return 0;
+}
+
+static int
+sqlite_msg_insert(struct store_index *idx, int64_t mailbox_id,
+    const struct store_msg *m, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MSG_INSERT, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, m->uid);
+	sqlite3_bind_int64(st, 3, m->flags & STORE_F_SYSTEM_MASK);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)m->keywords);
+	sqlite3_bind_int64(st, 5, m->internal_date);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->size);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->modseq);
+	sqlite3_bind_text(st, 8, m->filename, -1, SQLITE_STATIC);
+	return stmt_run(si, st, "msg_insert", err);
+}
+
+static int
+sqlite_msg_update(struct store_index *idx, int64_t mailbox_id,
+    const struct store_msg *m, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_MSG_UPDATE, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, m->flags & STORE_F_SYSTEM_MASK);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)m->keywords);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->modseq);
+	sqlite3_bind_text(st, 4, m->filename, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, mailbox_id);
+	sqlite3_bind_int64(st, 6, m->uid);
+	return stmt_run(si, st, "msg_update", err);
+}
+
+static int
+sqlite_msg_expunge(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
+    uint64_t modseq, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	static const enum stmt del[] = { S_MSG_DELETE, S_CACHE_DEL_MSG };
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < ARRAY_SIZE(del); i++) {
+		if ((st = stmt_get(si, del[i], err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, uid);
+		if (stmt_run(si, st, "msg_expunge", err) < 0)
+			return -1;
+	}
+	if ((st = stmt_get(si, S_EXP_INSERT, err)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
+	return stmt_run(si, st, "msg_expunge log", err);
+}
+
+static int
+sqlite_expunged_since(struct store_index *idx, int64_t mailbox_id,
+    uint64_t since_modseq, struct arena *arena, uint32_t **uids_r,
+    unsigned *count_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_EXP_SINCE, err);
+	uint32_t *uids = NULL;
+	unsigned count = 0, cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since_modseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			uids = xrealloc(uids, cap * sizeof(*uids));
+		}
+		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(uids);
+		return db_error(si, rc, "expunged_since", err);
+	}
+	*uids_r = arena_alloc(arena, (count + 1) * sizeof(**uids_r));
+	if (count > 0)
+		memcpy(*uids_r, uids, count * sizeof(*uids));
+	free(uids);
+	*count_r = count;
+	return 0;
+}
+
+static int
+sqlite_msg_counts(struct store_index *idx, int64_t mailbox_id,
+    uint32_t first_recent_uid, uint32_t *messages_r, uint32_t *unseen_r,
+    uint32_t *recent_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_COUNTS, err);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, first_recent_uid);
+	sqlite3_bind_int64(st, 2, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*messages_r = (uint32_t)sqlite3_column_int64(st, 0);
+		*unseen_r = (uint32_t)sqlite3_column_double(st, 1);
+		*recent_r = (uint32_t)sqlite3_column_double(st, 2);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_ROW)
+		return db_error(si, rc, "msg_counts", err);
+	return 0;
+}
+
+static int
+sqlite_keyword_list(struct store_index *idx, int64_t mailbox_id,
+    struct arena *arena, char ***names_r, unsigned *count_r,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_KW_LIST, err);
+	char **names = arena_alloc(arena, (STORE_KEYWORDS_MAX + 1) *
+	    sizeof(*names));
+	unsigned count = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t bit = sqlite3_column_int64(st, 0);
+
+		/* Bits are allocated densely from 0 (mailbox.c). */
+		if (bit != (int64_t)count || count >= STORE_KEYWORDS_MAX)
+			continue;
+		names[count++] = arena_strdup(arena,
+		    (const char *)sqlite3_column_text(st, 1));
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE)
+		return db_error(si, rc, "keyword_list", err);
+	*names_r = names;
+	*count_r = count;
+	return 0;
+}
+
+static int
+sqlite_keyword_insert(struct store_index *idx, int64_t mailbox_id,
+    unsigned bit, const char *name, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_KW_INSERT, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, bit);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	return stmt_run(si, st, "keyword_insert", err);
+}
+
+static int
+sqlite_cache_put(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
+    const char *field, const void *data, size_t len, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_CACHE_PUT, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 4, len > 0 ? data : "", len, SQLITE_STATIC);
+	return stmt_run(si, st, "cache_put", err);
+}
+
+static int
+sqlite_cache_get(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
+    const char *field, struct arena *arena, void **data_r, size_t *len_r,
+    bool *found_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_CACHE_GET, err);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*found_r = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		char *copy = arena_alloc(arena, n + 1);
+
+		if (n > 0)
+			memcpy(copy, p, n);
+		*data_r = copy;
+		*len_r = n;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(si, rc, "cache_get", err);
+	return 0;
+}
+
+static int
+sqlite_cache_copy(struct store_index *idx, int64_t src_mailbox_id,
+    uint32_t src_uid, int64_t dst_mailbox_id, uint32_t dst_uid,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_CACHE_COPY, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, dst_mailbox_id);
+	sqlite3_bind_int64(st, 2, dst_uid);
+	sqlite3_bind_int64(st, 3, src_mailbox_id);
+	sqlite3_bind_int64(st, 4, src_uid);
+	return stmt_run(si, st, "cache_copy", err);
+}
+
+const struct store_index_vfuncs store_index_sqlite = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.meta_get = sqlite_meta_get,
+	.meta_set = sqlite_meta_set,
+	.mailbox_get = sqlite_mailbox_get,
+	.mailbox_list = sqlite_mailbox_list,
+	.mailbox_insert = sqlite_mailbox_insert,
+	.mailbox_update = sqlite_mailbox_update,
+	.mailbox_delete = sqlite_mailbox_delete,
+	.subscription_set = sqlite_subscription_set,
+	.subscription_list = sqlite_subscription_list,
+	.msg_list = sqlite_msg_list,
+	.msg_get = sqlite_msg_get,
+	.msg_insert = sqlite_msg_insert,
+	.msg_update = sqlite_msg_update,
+	.msg_expunge = sqlite_msg_expunge,
+	.expunged_since = sqlite_expunged_since,
+	.msg_counts = sqlite_msg_counts,
+	.keyword_list = sqlite_keyword_list,
+	.keyword_insert = sqlite_keyword_insert,
+	.cache_put = sqlite_cache_put,
+	.cache_get = sqlite_cache_get,
+	.cache_copy = sqlite_cache_copy,
+};
