@@ -148,6 +148,8 @@ static const struct option options[] = {
 	    "largest literal after login (held in memory)"),
 	O_SIZE(max_command_size, "2M", 64, 4 * GIB,
 	    "largest command after login, text plus literals"),
+	O_SIZE(max_message_size, "64M", 1, 64 * GIB,
+	    "largest message APPEND accepts (streamed to a temp file)"),
 	O_UINT(max_list_depth, "16", 1, 1000,
 	    "deepest parenthesised list nesting after login"),
 	O_UINT(max_command_args, "100000", 1, 10000000,
@@ -178,6 +180,8 @@ static const struct option options[] = {
 	    "interval of \"* OK Still here\" during IDLE"),
 	O_DURATION(idle_max, "1800", 1, 7 * 86400,
 	    "longest IDLE before the server ends it"),
+	O_DURATION(idle_poll_interval, "30", 0, 86400,
+	    "seconds between mtime checks of watched folders; 0 = off"),
 };
 
 static const struct option *

@@ -60,6 +60,7 @@ struct config {
 	uint64_t max_line_length;		/* 65536 */
 	uint64_t max_literal_size;		/* 1 MiB, held in memory */
 	uint64_t max_command_size;		/* 2 MiB, text + literals */
+	uint64_t max_message_size;		/* 64 MiB: APPEND, streamed */
 	unsigned max_list_depth;		/* 16 */
 	unsigned max_command_args;		/* 100000 */
 	uint64_t preauth_max_line_length;	/* 8192 */
@@ -78,6 +79,8 @@ struct config {
 	/* IDLE (used by the IDLE issue). */
 	unsigned idle_keepalive;	/* 120 s */
 	unsigned idle_max;		/* 1800 s */
+	unsigned idle_poll_interval;	/* 30 s: mtime poll where inotify is
+					   blind; 0 = off */
 
 	/* Where the config came from ("" = embedded defaults). */
 	char *source;

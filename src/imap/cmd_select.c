@@ -135,7 +135,7 @@ check_run(struct imap_cmd *cmd)
 	struct imap_session *s = cmd->s;
 	struct store_error err;
 
-	if (imap_view_sync(s->view, &err) < 0) {
+	if (imap_view_sync(s->view, s, &err) < 0) {
 		imap_cmd_store_error(cmd, &err);
 		return IMAP_RUN_DONE;
 	}

@@ -36,6 +36,7 @@ static const struct imap_command imap_commands[] = {
 	{ "EXPUNGE", cmd_expunge, S_SEL, 0 },
 	{ "FETCH", cmd_fetch, S_SEL, F_NOEXP },
 	{ "ID", cmd_id, S_ANY, 0 },
+	{ "IDLE", cmd_idle, S_AUTH, 0 },
 	{ "LIST", cmd_list, S_AUTH, 0 },
 	{ "LOGIN", cmd_login, S_NOTAUTH, 0 },
 	{ "LOGOUT", cmd_logout, S_ANY, 0 },
@@ -247,6 +248,11 @@ cmd_after_work_cb(uv_work_t *work, int status)
 		imap_session_write(s, cmd->out.data, cmd->out.len);
 		buf_free(&cmd->out);
 	}
+	if (cmd->run_result == IMAP_RUN_WAIT) {
+		if (cmd->resume != NULL)
+			cmd->resume(cmd);
+		return;
+	}
 	if (cmd->run_result == IMAP_RUN_MORE) {
 		if (conn_output_full(s->conn))
 			cmd->wait_drain = true;
@@ -268,6 +274,13 @@ imap_cmd_continue(struct imap_cmd *cmd)
 }
 
 void
+imap_cmd_requeue(struct imap_cmd *cmd)
+{
+	if (!cmd->in_pool)
+		cmd_queue(cmd);
+}
+
+void
 imap_cmd_run(struct imap_cmd *cmd, imap_run_fn *run)
 {
 	cmd->run = run;
@@ -283,6 +296,8 @@ imap_cmd_free(struct imap_cmd **cmdp)
 		return;
 	*cmdp = NULL;
 	ASSERT(!cmd->in_pool);
+	if (cmd->cleanup != NULL)
+		cmd->cleanup(cmd);
 	arena_free(&cmd->arena);
 	buf_free(&cmd->out);
 	free(cmd->reply_status);

@@ -23,6 +23,8 @@ typedef void imap_command_fn(struct imap_cmd *cmd);
 enum imap_run_result {
 	IMAP_RUN_DONE,		/* the tagged reply is set */
 	IMAP_RUN_MORE,		/* write cmd->out, then call run() again */
+	IMAP_RUN_WAIT,		/* write cmd->out, call cmd->resume(), and
+				   wait for an event (IDLE) */
 };
 /* A command's blocking part: runs on the libuv thread pool. */
 typedef enum imap_run_result imap_run_fn(struct imap_cmd *cmd);
@@ -63,6 +65,8 @@ struct imap_cmd {
 
 	/* For run functions. */
 	imap_run_fn *run;
+	imap_command_fn *resume;	/* loop thread, after IMAP_RUN_WAIT */
+	imap_command_fn *cleanup;	/* called when the command is freed */
 	void *ctx;			/* the handler's own state */
 	struct arena arena;		/* freed with the command */
 	struct buf out;			/* untagged responses to send */
@@ -110,6 +114,7 @@ void cmd_starttls(struct imap_cmd *cmd);
 void cmd_login(struct imap_cmd *cmd);
 void cmd_authenticate(struct imap_cmd *cmd);
 void cmd_uid(struct imap_cmd *cmd);
+void cmd_idle(struct imap_cmd *cmd);
 /* cmd_select.c */
 void cmd_select(struct imap_cmd *cmd);
 void cmd_examine(struct imap_cmd *cmd);
@@ -144,5 +149,7 @@ void imap_session_command_finished(struct imap_session *s);
 /* The client read the output a run() slice produced: run the next one. */
 void imap_cmd_continue(struct imap_cmd *cmd);
 void imap_cmd_free(struct imap_cmd **cmd);
+/* Queue cmd->run again (IDLE, after an event). */
+void imap_cmd_requeue(struct imap_cmd *cmd);
 
 #endif

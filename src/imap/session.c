@@ -11,6 +11,7 @@
 #include "imap/view.h"
 #include "store/store.h"
 #include "log/log.h"
+#include "notify/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,13 @@ imap_session_set_limits(struct imap_session *s)
 	imap_parser_set_limits(s->parser, &lim);
 }
 
+void
+imap_session_notify(struct imap_session *s, const char *mailbox)
+{
+	if (s->user != NULL)
+		notify_mailbox_changed(s->user, mailbox);
+}
+
 static void
 session_touch(struct imap_session *s)
 {
@@ -142,6 +150,10 @@ session_touch(struct imap_session *s)
 	uint64_t secs = s->state == IMAP_STATE_NOT_AUTH ?
 	    cfg->preauth_timeout : cfg->autologout_timeout;
 
+	/* IDLE is exempt from the inactivity timeout: its own timer sends
+	 * keepalives and enforces idle_max. */
+	if (s->idling)
+		return;
 	conn_set_timeout(s->conn, secs * 1000);
 }
 
@@ -158,6 +170,15 @@ session_free_cmd(struct imap_session *s)
 	imap_cmd_free(&s->cmd);
 }
 
+/* The store's change hook: runs on the thread pool after a commit. */
+static void
+session_store_changed(void *ctx, const char *mailbox)
+{
+	struct imap_session *s = ctx;
+
+	notify_mailbox_changed(s->user, mailbox);
+}
+
 int
 imap_session_store(struct imap_session *s, struct store_error *err)
 {
@@ -172,6 +193,8 @@ imap_session_store(struct imap_session *s, struct store_error *err)
 	root = xasprintf("%s/users/%s", cfg->data_dir, s->user);
 	ret = store_user_open(root, &set, &s->store, err);
 	free(root);
+	if (ret == 0)
+		store_user_set_change_hook(s->store, session_store_changed, s);
 	return ret;
 }
 
@@ -343,6 +366,10 @@ session_timeout(void *ctx)
 {
 	struct imap_session *s = ctx;
 
+	if (s->idling) {
+		imap_idle_timeout(s);
+		return;
+	}
 	imap_session_log(s, LOG_LEVEL_INFO,
 	    "disconnecting: reason=inactivity");
 	imap_session_bye(s, "Disconnected for inactivity.");

@@ -60,7 +60,14 @@ struct imap_session {
 	bool output_wait:1;		/* paused at the output high-water */
 	bool starttls:1;		/* STARTTLS accepted, handshake next */
 	bool closed:1;			/* the conn is gone */
+	bool idling:1;			/* IDLE in progress (cmd_idle.c) */
 };
+
+/* Notify every watcher (all processes) that mailbox changed. */
+void imap_session_notify(struct imap_session *s, const char *mailbox);
+/* IDLE's timer: keepalive and idle_max (cmd_idle.c). */
+void imap_idle_timeout(struct imap_session *s);
+void imap_idle_arm_timer(struct imap_session *s);
 
 /* Free a session whose conn is gone (internal to imap/). */
 void imap_session_destroy(struct imap_session *s);

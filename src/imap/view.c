@@ -206,6 +206,29 @@ imap_view_is_pending_expunge(const struct imap_view *v, uint32_t uid)
 	return false;
 }
 
+void
+imap_view_flags_sent(struct imap_view *v, uint64_t modseq)
+{
+	for (unsigned i = 0; i < v->sent_count; i++)
+		if (v->sent_modseqs[i] == modseq)
+			return;
+	if (v->sent_count == v->sent_cap) {
+		v->sent_cap = v->sent_cap == 0 ? 8 : v->sent_cap * 2;
+		v->sent_modseqs = xrealloc(v->sent_modseqs,
+		    v->sent_cap * sizeof(*v->sent_modseqs));
+	}
+	v->sent_modseqs[v->sent_count++] = modseq;
+}
+
+static bool
+view_flags_were_sent(const struct imap_view *v, uint64_t modseq)
+{
+	for (unsigned i = 0; i < v->sent_count; i++)
+		if (v->sent_modseqs[i] == modseq)
+			return true;
+	return false;
+}
+
 static void
 write_flags_responses(struct imap_view *v, struct imap_cmd *cmd)
 {
@@ -297,12 +320,16 @@ imap_view_free(struct imap_view **vp)
 	free(v->name);
 	free(v->uids);
 	free(v->pending);
+	free(v->sent_modseqs);
 	free(v);
 }
 
 int
-imap_view_sync(struct imap_view *v, struct store_error *err)
+imap_view_sync(struct imap_view *v, struct imap_session *s,
+    struct store_error *err)
 {
+	/* Changes the rescan finds are announced to other watchers by the
+	 * store's change hook (imap_session_store()). */
 	return store_mailbox_sync(v->box, err);
 }
 
@@ -380,7 +407,8 @@ imap_view_update(struct imap_view *v, struct imap_cmd *cmd,
 			continue;
 		}
 		seq = imap_view_seq(v, m->uid);
-		if (seq == 0 || imap_view_is_pending_expunge(v, m->uid))
+		if (seq == 0 || imap_view_is_pending_expunge(v, m->uid) ||
+		    view_flags_were_sent(v, m->modseq))
 			continue;
 		buf_reset(&b);
 		buf_printf(&b, "* %u FETCH (", seq);
@@ -398,6 +426,7 @@ imap_view_update(struct imap_view *v, struct imap_cmd *cmd,
 	}
 	if (ch.highestmodseq > v->modseq)
 		v->modseq = ch.highestmodseq;
+	v->sent_count = 0;
 }
 
 static int

@@ -31,6 +31,8 @@ struct imap_view {
 	unsigned keyword_count;	/* keywords announced in FLAGS */
 	unsigned recent;	/* messages \Recent in this view */
 	uint32_t uidvalidity;
+	uint64_t *sent_modseqs;	/* see imap_view_flags_sent() */
+	unsigned sent_count, sent_cap;
 };
 
 /*
@@ -43,7 +45,8 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
 void imap_view_free(struct imap_view **view);
 
 /* Look at the Maildir again (NOOP, CHECK, IDLE): 0 or -1. */
-int imap_view_sync(struct imap_view *view, struct store_error *err);
+int imap_view_sync(struct imap_view *view, struct imap_session *s,
+    struct store_error *err);
 
 /*
  * Report changes since view->modseq to cmd: EXPUNGE (when allowed, else
@@ -53,6 +56,13 @@ int imap_view_sync(struct imap_view *view, struct store_error *err);
  */
 void imap_view_update(struct imap_view *view, struct imap_cmd *cmd,
     bool allow_expunge);
+
+/*
+ * The client has been sent the flags of every message changed at modseq
+ * (a FETCH that set \Seen, a STORE): the next imap_view_update() does not
+ * repeat them, then forgets the modseq.
+ */
+void imap_view_flags_sent(struct imap_view *view, uint64_t modseq);
 
 /* Sequence number of uid, or 0 if it is not in the view. */
 uint32_t imap_view_seq(const struct imap_view *view, uint32_t uid);

@@ -4,9 +4,11 @@
 #include "main/main.h"
 
 #include "config/config.h"
+#include "core/xmalloc.h"
 #include "event/worker.h"
 #include "imap/server.h"
 #include "log/log.h"
+#include "notify/notify.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,13 @@ struct worker_proc {
 	struct imap_server *imap;
 	uv_signal_t sighup;
 };
+
+/* Before the loop sleeps: wake the sessions whose mailboxes changed. */
+static void
+worker_proc_tick(struct worker *w, void *ctx)
+{
+	notify_drain();
+}
 
 static void
 worker_sighup_cb(uv_signal_t *h, int signum)
@@ -62,11 +71,22 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 		worker_add_listener(wp.w, fds[i], fd_tls[i] ? tls_ctx : NULL,
 		    imap_server_accept, wp.imap);
 	worker_on_shutdown(wp.w, imap_server_shutdown, wp.imap);
+	{
+		char *run_dir = xasprintf("%s/run", cfg->data_dir);
+		char *error = NULL;
+
+		if (notify_init(worker_loop(wp.w), run_dir, &error) < 0)
+			fatalx("notify: %s", error);
+		free(run_dir);
+		notify_set_poll_interval(cfg->idle_poll_interval);
+		worker_on_tick(wp.w, worker_proc_tick, NULL);
+	}
 	uv_signal_init(worker_loop(wp.w), &wp.sighup);
 	wp.sighup.data = &wp;
 	uv_signal_start(&wp.sighup, worker_sighup_cb, SIGHUP);
 	uv_unref((uv_handle_t *)&wp.sighup);
 	status = worker_run(wp.w);
+	notify_deinit();
 	worker_free(&wp.w);
 	imap_server_free(&wp.imap);
 	exit(status);

@@ -275,6 +275,7 @@ store_mailbox_get_info(struct store_mailbox *box,
 	info_r->highestmodseq = box->mb.highestmodseq;
 	info_r->attrs = box->mb.special_use;
 	info_r->readonly = box->readonly;
+	info_r->path = box->path;
 }
 
 const struct store_msg *
@@ -679,10 +680,32 @@ fail:
 	return -1;
 }
 
+/* Tell the user's change hook that box changed, if its modseq or uidnext
+ * moved since (old_modseq, old_uidnext). */
+static void
+box_changed(struct store_mailbox *box, uint64_t old_modseq,
+    uint32_t old_uidnext)
+{
+	struct store_user *user = box->user;
+
+	if (user->change_hook != NULL &&
+	    (box->mb.highestmodseq != old_modseq ||
+	    box->mb.uidnext != old_uidnext))
+		user->change_hook(user->change_ctx, box->mb.name);
+}
+
 int
 store_mailbox_sync(struct store_mailbox *box, struct store_error *err)
 {
-	return sync_txn(box, true, err);
+	uint64_t modseq = box->mb.highestmodseq;
+	uint32_t uidnext = box->mb.uidnext;
+	int ret = sync_txn(box, true, err);
+
+	/* A sync commits changes only when it found files that other
+	 * programs added, renamed or removed. */
+	if (ret == 0 && modseq != 0)
+		box_changed(box, modseq, uidnext);
+	return ret;
 }
 
 int
@@ -760,8 +783,8 @@ check_writable(struct store_mailbox *box, struct store_error *err)
 	return 0;
 }
 
-int
-store_mailbox_update_flags(struct store_mailbox *box, const uint32_t *uids,
+static int
+store_mailbox_update_flags_impl(struct store_mailbox *box, const uint32_t *uids,
     unsigned count, const struct store_flag_update *upd, struct arena *arena,
     struct store_update_result *res, struct store_error *err)
 {
@@ -881,8 +904,8 @@ fail:
 
 /* ---- EXPUNGE ----------------------------------------------------------- */
 
-int
-store_mailbox_expunge(struct store_mailbox *box, const uint32_t *uids,
+static int
+store_mailbox_expunge_impl(struct store_mailbox *box, const uint32_t *uids,
     unsigned count, struct arena *arena, uint32_t **expunged_r,
     unsigned *expunged_count_r, struct store_error *err)
 {
@@ -1008,8 +1031,8 @@ link_or_copy(struct store_mailbox *dst, const char *src_path,
 	return r < 0 ? -1 : 0;
 }
 
-int
-store_mailbox_copy(struct store_mailbox *src, const uint32_t *uids,
+static int
+store_mailbox_copy_impl(struct store_mailbox *src, const uint32_t *uids,
     unsigned count, struct store_mailbox *dst, bool move, struct arena *arena,
     struct store_uid_map *map, struct store_error *err)
 {
@@ -1209,6 +1232,10 @@ append_add(struct store_append *ctx, int fd, const void *data, size_t len,
 	}
 	it = &ctx->items[ctx->count];
 	memset(it, 0, sizeof(*it));
+	if (fd >= 0) {
+		data = msg->prefix;
+		len = msg->prefix_len;
+	}
 	if (maildir_tmp_write(box->path, fd, data, len, date, box->user->fsync,
 	    &it->base, &it->size, err) < 0)
 		return -1;
@@ -1267,8 +1294,8 @@ store_append_rollback(struct store_append **ctxp)
 	*ctxp = NULL;
 }
 
-int
-store_append_commit(struct store_append **ctxp, uint32_t *uidvalidity_r,
+static int
+store_append_commit_impl(struct store_append **ctxp, uint32_t *uidvalidity_r,
     uint32_t *first_uid_r, unsigned *count_r, struct store_error *err)
 {
 	struct store_append *ctx = *ctxp;
@@ -1386,4 +1413,79 @@ store_cache_get(struct store_mailbox *box, uint32_t uid, const char *field,
 {
 	return box_index(box)->v->cache_get(box_index(box), box->mb.id, uid,
 	    field, arena, data_r, len_r, found_r, err);
+}
+
+/* ---- public mutators: report committed changes to the change hook ---- */
+
+int
+store_mailbox_update_flags(struct store_mailbox *box, const uint32_t *uids,
+    unsigned count, const struct store_flag_update *upd, struct arena *arena,
+    struct store_update_result *result_r, struct store_error *err)
+{
+	uint64_t modseq = box->mb.highestmodseq;
+	uint32_t uidnext = box->mb.uidnext;
+	int ret = store_mailbox_update_flags_impl(box, uids, count, upd, arena,
+	    result_r, err);
+
+	if (ret == 0)
+		box_changed(box, modseq, uidnext);
+	return ret;
+}
+
+int
+store_mailbox_expunge(struct store_mailbox *box, const uint32_t *uids,
+    unsigned count, struct arena *arena, uint32_t **expunged_r,
+    unsigned *expunged_count_r, struct store_error *err)
+{
+	uint64_t modseq = box->mb.highestmodseq;
+	uint32_t uidnext = box->mb.uidnext;
+	int ret = store_mailbox_expunge_impl(box, uids, count, arena,
+	    expunged_r, expunged_count_r, err);
+
+	if (ret == 0)
+		box_changed(box, modseq, uidnext);
+	return ret;
+}
+
+int
+store_mailbox_copy(struct store_mailbox *src, const uint32_t *uids,
+    unsigned count, struct store_mailbox *dst, bool move, struct arena *arena,
+    struct store_uid_map *map_r, struct store_error *err)
+{
+	uint64_t smodseq = src->mb.highestmodseq;
+	uint32_t suidnext = src->mb.uidnext;
+	uint64_t dmodseq = dst->mb.highestmodseq;
+	uint32_t duidnext = dst->mb.uidnext;
+	int ret = store_mailbox_copy_impl(src, uids, count, dst, move, arena,
+	    map_r, err);
+
+	if (ret == 0) {
+		box_changed(dst, dmodseq, duidnext);
+		if (src != dst)
+			box_changed(src, smodseq, suidnext);
+	}
+	return ret;
+}
+
+int
+store_append_commit(struct store_append **ctxp, uint32_t *uidvalidity_r,
+    uint32_t *first_uid_r, unsigned *count_r, struct store_error *err)
+{
+	struct store_mailbox *box = *ctxp != NULL ? (*ctxp)->box : NULL;
+	uint64_t modseq = box != NULL ? box->mb.highestmodseq : 0;
+	uint32_t uidnext = box != NULL ? box->mb.uidnext : 0;
+	int ret = store_append_commit_impl(ctxp, uidvalidity_r, first_uid_r,
+	    count_r, err);
+
+	if (ret == 0 && box != NULL)
+		box_changed(box, modseq, uidnext);
+	return ret;
+}
+
+void
+store_user_set_change_hook(struct store_user *user,
+    void (*hook)(void *ctx, const char *mailbox), void *ctx)
+{
+	user->change_hook = hook;
+	user->change_ctx = ctx;
 }

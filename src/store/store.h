@@ -154,6 +154,15 @@ bool store_name_from_folder(const char *folder, char *out, size_t size);
  */
 int store_user_open(const char *root, const struct store_settings *set,
     struct store_user **user_r, struct store_error *err);
+/*
+ * Call hook(ctx, mailbox) after every committed change to a mailbox made
+ * through this handle (append, flags, expunge, copy/move on both sides, and
+ * a sync that found changes made by other programs).  It runs in the thread
+ * making the change.  IDLE uses it to wake watchers (src/notify).
+ */
+void store_user_set_change_hook(struct store_user *user,
+    void (*hook)(void *ctx, const char *mailbox), void *ctx);
+
 /* Mailboxes opened from the user must be closed first.  Sets *user NULL. */
 void store_user_close(struct store_user **user);
 
@@ -266,6 +275,7 @@ struct store_mailbox_info {
 	uint64_t highestmodseq;
 	unsigned attrs;		/* special-use bits */
 	bool readonly;
+	const char *path;	/* folder directory, for change watches */
 };
 /* Values as of the last open, sync, or change made through this box. */
 void store_mailbox_get_info(struct store_mailbox *box,
@@ -377,6 +387,10 @@ struct store_append_msg {
 	const char *const *keywords;
 	unsigned keyword_count;
 	int64_t internal_date;		/* 0: now */
+	/* store_append_fd() only: bytes written before the fd's content
+	 * and counted in the size (the trace fields LMTP delivery adds). */
+	const void *prefix;
+	size_t prefix_len;
 };
 
 /*

@@ -133,6 +133,8 @@ struct store_index {
 extern const struct store_index_vfuncs store_index_sqlite;
 
 struct store_user {
+	void (*change_hook)(void *ctx, const char *mailbox);
+	void *change_ctx;
 	char *root;
 	char *maildir;			/* ROOT/Maildir */
 	char *index_path;

@@ -207,6 +207,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg->max_line_length, 65536);
 	assert_int_equal(cfg->max_literal_size, 1024 * 1024);
 	assert_int_equal(cfg->max_command_size, 2 * 1024 * 1024);
+	assert_int_equal(cfg->max_message_size, 64 * 1024 * 1024);
 	assert_int_equal(cfg->max_list_depth, 16);
 	assert_int_equal(cfg->max_command_args, 100000);
 	assert_int_equal(cfg->preauth_max_line_length, 8192);
@@ -254,6 +255,7 @@ test_dump_defaults(void **state)
 	    "max_line_length = 64K\n"
 	    "max_literal_size = 1M\n"
 	    "max_command_size = 2M\n"
+	    "max_message_size = 64M\n"
 	    "max_list_depth = 16\n"
 	    "max_command_args = 100000\n"
 	    "preauth_max_line_length = 8K\n"
@@ -267,7 +269,8 @@ test_dump_defaults(void **state)
 	    "autologout_timeout = 30m\n"
 	    "shutdown_timeout = 10s\n"
 	    "idle_keepalive = 2m\n"
-	    "idle_max = 30m\n");
+	    "idle_max = 30m\n"
+	    "idle_poll_interval = 30s\n");
 	free(text);
 	config_free(&cfg);
 }

@@ -335,6 +335,13 @@ maildir_tmp_write(const char *path, int in_fd, const void *data, size_t len,
 		e = errno;
 		goto fail;
 	}
+	if (len > 0) {
+		if (write_all(fd, data, len) < 0) {
+			e = errno;
+			goto fail_unlink;
+		}
+		size = len;
+	}
 	if (in_fd >= 0) {
 		char buf[65536];
 		ssize_t n;
@@ -355,12 +362,6 @@ maildir_tmp_write(const char *path, int in_fd, const void *data, size_t len,
 			}
 			size += (uint64_t)n;
 		}
-	} else {
-		if (write_all(fd, data, len) < 0) {
-			e = errno;
-			goto fail_unlink;
-		}
-		size = len;
 	}
 	/* The Maildir internal date is the file's mtime (as Dovecot). */
 	ts[0].tv_sec = ts[1].tv_sec = (time_t)mtime;

@@ -53,9 +53,9 @@ void maildir_remove_tree(const char *path);
 void maildir_tmp_clean(const char *path);
 
 /*
- * Write a message into path/tmp/BASE: from fd (to EOF) if fd >= 0, else
- * from data.  Sets the mtime to mtime, fsyncs if do_fsync.  *base_r is
- * malloc'd.
+ * Write a message into path/tmp/BASE: data (len bytes, may be 0), then
+ * fd's content to EOF if fd >= 0.  Sets the mtime to mtime, fsyncs if
+ * do_fsync.  *base_r is malloc'd.
  */
 int maildir_tmp_write(const char *path, int fd, const void *data, size_t len,
     int64_t mtime, bool do_fsync, char **base_r, uint64_t *size_r,

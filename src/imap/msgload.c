@@ -1,0 +1,66 @@
+#include "imap/msgload.h"
+
+#include "mime/message.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+imap_msg_load(struct store_mailbox *box, uint32_t uid, struct arena *arena,
+    struct imap_msg *msg, struct store_error *err)
+{
+	struct stat st;
+	int fd;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->uid = uid;
+	msg->arena = arena;
+	if (store_mailbox_open_msg(box, uid, &fd, err) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		err->code = STORE_ERR_INTERNAL;
+		snprintf(err->text, sizeof(err->text), "Internal error.");
+		close(fd);
+		return -1;
+	}
+	if (st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ,
+		    MAP_PRIVATE, fd, 0);
+
+		if (p == MAP_FAILED) {
+			err->code = STORE_ERR_INTERNAL;
+			snprintf(err->text, sizeof(err->text),
+			    "Internal error.");
+			close(fd);
+			return -1;
+		}
+		msg->map = p;
+		msg->data = p;
+		msg->size = (size_t)st.st_size;
+	}
+	close(fd);
+	return 0;
+}
+
+struct mime_message *
+imap_msg_parse(struct imap_msg *msg)
+{
+	if (msg->mime == NULL)
+		msg->mime = mime_message_parse(msg->arena,
+		    msg->data != NULL ? msg->data : "", msg->size, NULL);
+	return msg->mime;
+}
+
+void
+imap_msg_unload(struct imap_msg *msg)
+{
+	if (msg->map != NULL)
+		munmap(msg->map, msg->size);
+	msg->map = NULL;
+	msg->data = NULL;
+	msg->mime = NULL;
+}
