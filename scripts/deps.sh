@@ -7,7 +7,7 @@ set -eu
 build_pkgs="build-essential cmake pkg-config libuv1-dev libssl-dev
 libsqlite3-dev zlib1g-dev libcrypt-dev libutf8proc-dev openssl"
 test_pkgs="libcmocka-dev python3 python3-pytest curl clang
-libclang-rt-14-dev"
+libclang-rt-14-dev dovecot-imapd dovecot-lmtpd"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;

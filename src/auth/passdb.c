@@ -400,6 +400,12 @@ passdb_user_exists(struct passdb *db, const char *user)
 	return passdb_lookup(db, user, NULL) == 1;
 }
 
+int
+passdb_user_lookup(struct passdb *db, const char *user)
+{
+	return passdb_lookup(db, user, NULL);
+}
+
 /* ---- Editing ---- */
 
 struct pw_edit {

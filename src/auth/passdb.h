@@ -28,6 +28,10 @@ void passdb_free(struct passdb **db);
 enum passdb_result passdb_verify(struct passdb *db, const char *user,
     const char *password);
 bool passdb_user_exists(struct passdb *db, const char *user);
+/* Like passdb_user_exists() but tells a failure apart (LMTP must defer,
+ * not bounce, when the file cannot be read): 1 exists, 0 unknown, -1 the
+ * file cannot be read.  Blocking, thread-safe. */
+int passdb_user_lookup(struct passdb *db, const char *user);
 
 /*
  * Editing, for "herald user ...".  Each rewrites the file atomically

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /*
@@ -116,6 +117,8 @@ static const struct option options[] = {
 	    "IMAP (STARTTLS) addresses; empty = off"),
 	O_STRLIST(imaps_listen, "127.0.0.1:1993",
 	    "IMAPS (implicit TLS) addresses; empty = off"),
+	O_STRLIST(lmtp_listen, "127.0.0.1:2424",
+	    "LMTP addresses or UNIX socket paths (/...); empty = off"),
 
 	O_UINT(workers, "0", 0, 64,
 	    "worker processes; 0 = one per CPU core (at most 64)"),
@@ -873,25 +876,53 @@ sockaddr_equal(const struct sockaddr_storage *a,
 	return memcmp(a, b, len) == 0;
 }
 
+/* A UNIX socket path of lmtp_listen (item i): absolute, short enough for
+ * sockaddr_un, listed once. */
+static int
+check_unix_listener(const struct config_strlist *l, unsigned i,
+    char **error_r)
+{
+	const char *path = l->items[i];
+
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		*error_r = xasprintf("lmtp_listen: socket path '%s' is too "
+		    "long", path);
+		return -1;
+	}
+	for (unsigned j = 0; j < i; j++) {
+		if (strcmp(l->items[j], path) == 0) {
+			*error_r = xasprintf("lmtp_listen: socket path '%s' "
+			    "is listed twice", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Check every listen address, refusing one given twice. */
 static int
 check_listeners(const struct config *cfg, char **error_r)
 {
 	const struct config_strlist *lists[] = {
-		&cfg->imap_listen, &cfg->imaps_listen,
+		&cfg->imap_listen, &cfg->imaps_listen, &cfg->lmtp_listen,
 	};
-	const char *names[] = { "imap_listen", "imaps_listen" };
+	const char *names[] = { "imap_listen", "imaps_listen", "lmtp_listen" };
 	struct sockaddr_storage *addrs;
 	unsigned n = 0;
 	char *msg;
 	int ret = 0;
 
-	addrs = xcalloc(cfg->imap_listen.count + cfg->imaps_listen.count + 1,
-	    sizeof(*addrs));
+	addrs = xcalloc(cfg->imap_listen.count + cfg->imaps_listen.count +
+	    cfg->lmtp_listen.count + 1, sizeof(*addrs));
 	for (size_t l = 0; l < ARRAY_SIZE(lists) && ret == 0; l++) {
 		for (unsigned i = 0; i < lists[l]->count && ret == 0; i++) {
 			const char *s = lists[l]->items[i];
 
+			if (lists[l] == &cfg->lmtp_listen && s[0] == '/') {
+				ret = check_unix_listener(&cfg->lmtp_listen,
+				    i, error_r);
+				continue;
+			}
 			if (config_parse_listen(s, &addrs[n], &msg) < 0) {
 				*error_r = xasprintf("%s: %s", names[l], msg);
 				free(msg);
@@ -911,7 +942,8 @@ check_listeners(const struct config *cfg, char **error_r)
 		}
 	}
 	free(addrs);
-	if (ret == 0 && n == 0) {
+	if (ret == 0 &&
+	    cfg->imap_listen.count + cfg->imaps_listen.count == 0) {
 		*error_r = xstrdup("no listener: imap_listen and "
 		    "imaps_listen are both empty");
 		ret = -1;

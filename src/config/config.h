@@ -40,6 +40,9 @@ struct config {
 	/* Listeners: "host:port" or "[v6]:port"; empty list = off. */
 	struct config_strlist imap_listen;	/* 127.0.0.1:1143 */
 	struct config_strlist imaps_listen;	/* 127.0.0.1:1993 */
+	/* LMTP delivery (RFC 2033): the same forms, or the path of a UNIX
+	 * socket (an entry starting with '/', created mode 0660). */
+	struct config_strlist lmtp_listen;	/* 127.0.0.1:2424 */
 
 	/* Processes. */
 	unsigned workers;		/* 0 in the file = number of cores */

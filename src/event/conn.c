@@ -80,7 +80,9 @@ conn_update_poll(struct conn *c)
 	if (c->handshaking) {
 		events = c->ssl_read_wants_write ? UV_WRITABLE : UV_READABLE;
 	} else {
-		if (!c->paused && !c->starttls_pending)
+		/* Input left over from a pause goes first: read nothing new
+		 * until conn_run_deferred() has delivered it. */
+		if (!c->paused && !c->starttls_pending && c->in.len == 0)
 			events |= c->ssl_read_wants_write ? UV_WRITABLE :
 			    UV_READABLE;
 		if (c->out.len > 0 && c->write_blocked)
@@ -120,6 +122,10 @@ conn_handle_closed(uv_handle_t *handle)
 
 	if (--c->handles_open > 0)
 		return;
+	/* Closed in the same loop iteration as it was queued (a reply,
+	 * then the peer's EOF): the queue must not keep a freed conn. */
+	if (c->deferred)
+		worker_undefer(c->w, c);
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
 	close(c->fd);
@@ -254,6 +260,12 @@ conn_read(struct conn *c)
 	size_t size;
 	char *rbuf = worker_read_buf(c->w, &size);
 
+	if (c->in.len > 0 && !c->paused && !c->closing) {
+		/* Keep the order: what was left over is older. */
+		conn_deliver(c, c->in.data, c->in.len, true);
+		if (c->in.len > 0)
+			return;
+	}
 	for (int i = 0; i < CONN_READS_PER_EVENT; i++) {
 		ssize_t n;
 
@@ -595,7 +607,8 @@ conn_starttls(struct conn *c, void *tls_ctx)
 void
 conn_set_timeout(struct conn *c, uint64_t ms)
 {
-	if (c->closing)
+	/* While closing after a flush the timer bounds the flush. */
+	if (c->closing || c->close_after_flush)
 		return;
 	if (ms == 0)
 		uv_timer_stop(&c->timer);

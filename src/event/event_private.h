@@ -9,6 +9,8 @@
 
 /* Queue c for conn_run_deferred() before the loop next sleeps. */
 void worker_defer(struct worker *w, struct conn *c);
+/* Take c off that queue (it is being freed). */
+void worker_undefer(struct worker *w, struct conn *c);
 /* The read buffer shared by every connection of the worker. */
 char *worker_read_buf(struct worker *w, size_t *size_r);
 void worker_conn_added(struct worker *w);

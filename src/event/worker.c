@@ -112,6 +112,23 @@ worker_defer(struct worker *w, struct conn *c)
 	w->defer_tail = conn_defer_link(c);
 }
 
+void
+worker_undefer(struct worker *w, struct conn *c)
+{
+	struct conn **pp = &w->defer_head;
+
+	while (*pp != NULL) {
+		if (*pp == c) {
+			*pp = *conn_defer_link(c);
+			if (w->defer_tail == conn_defer_link(c))
+				w->defer_tail = pp;
+			*conn_defer_link(c) = NULL;
+			return;
+		}
+		pp = conn_defer_link(*pp);
+	}
+}
+
 char *
 worker_read_buf(struct worker *w, size_t *size_r)
 {

@@ -17,12 +17,14 @@
 #include "imap/commands.h"
 
 #include "config/config.h"
+#include "core/xmalloc.h"
 #include "event/conn.h"
 #include "event/worker.h"
 #include "imap/server.h"
 #include "imap/view.h"
 #include "notify/notify.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -54,6 +56,9 @@ idle_run(struct imap_cmd *cmd)
 	if ((ctx->running & NOTIFY_F_RESCAN) != 0)
 		(void)imap_view_sync(s->view, s, &err);
 	imap_view_update(s->view, cmd, true);
+	/* The change lists were allocated from the command arena: give the
+	 * memory back now, not when IDLE ends half an hour later. */
+	arena_free(&cmd->arena);
 	return IMAP_RUN_WAIT;
 }
 
@@ -129,6 +134,8 @@ idle_cleanup(struct imap_cmd *cmd)
 	struct idle_ctx *ctx = cmd->ctx;
 
 	notify_watch_remove(&ctx->watch);
+	free(ctx);
+	cmd->ctx = NULL;
 	if (cmd->s != NULL) {
 		cmd->s->idling = false;
 		if (!cmd->s->closed)
@@ -200,7 +207,9 @@ cmd_idle(struct imap_cmd *cmd)
 		imap_cmd_bad(cmd, "IDLE takes no arguments.");
 		return;
 	}
-	ctx = arena_alloc(&cmd->arena, sizeof(*ctx));
+	/* Not from the command arena: its first block is 4 KiB, and an
+	 * idling session should hold as little as possible. */
+	ctx = xmalloc(sizeof(*ctx));
 	cmd->ctx = ctx;
 	cmd->run = idle_run;
 	cmd->resume = idle_resume;

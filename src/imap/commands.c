@@ -202,6 +202,10 @@ cmd_work_cb(uv_work_t *work)
 	struct imap_session *s = cmd->s;
 	enum imap_run_result r;
 
+	/* The user's store is shared by the user's sessions in this worker
+	 * and may be used by one thread at a time. */
+	if (s->ustore != NULL)
+		uv_mutex_lock(&s->ustore->lock);
 	r = cmd->run(cmd);
 	if (r == IMAP_RUN_DONE) {
 		if (cmd->reply_status == NULL)
@@ -214,6 +218,8 @@ cmd_work_cb(uv_work_t *work)
 			imap_view_update(s->view, cmd, cmd->uid ||
 			    (cmd->def->flags & IMAP_CMD_F_NO_EXPUNGES) == 0);
 	}
+	if (s->ustore != NULL)
+		uv_mutex_unlock(&s->ustore->lock);
 	cmd->run_result = r;
 }
 
@@ -238,6 +244,7 @@ cmd_after_work_cb(uv_work_t *work, int status)
 {
 	struct imap_cmd *cmd = work->data;
 	struct imap_session *s = cmd->s;
+	const char *bye;
 
 	cmd->in_pool = false;
 	if (s->closed) {
@@ -260,8 +267,11 @@ cmd_after_work_cb(uv_work_t *work, int status)
 			cmd_queue(cmd);
 		return;
 	}
+	bye = cmd->bye_after;
 	imap_cmd_reply(cmd, cmd->reply_status, cmd->reply_code, "%s",
 	    cmd->reply_text);
+	if (bye != NULL)
+		imap_session_bye(s, bye);
 }
 
 void

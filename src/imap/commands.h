@@ -73,6 +73,9 @@ struct imap_cmd {
 	char *reply_status;		/* set by imap_cmd_result() */
 	char *reply_code;
 	char *reply_text;
+	/* From run(): after the tagged reply, send "* BYE <text>" and close
+	 * (the selected mailbox was deleted).  A static string. */
+	const char *bye_after;
 	enum imap_run_result run_result;
 	uv_work_t work;
 };

@@ -48,6 +48,34 @@ put_utf8(struct buf *out, uint32_t cp)
 	buf_append(out, u, n);
 }
 
+/*
+ * One UTF-16 unit of a run.  *high holds a pending high surrogate.  Lone or
+ * reversed surrogates, printable ASCII (which must be written directly) and
+ * control characters (no more welcome encoded than raw; U+0000 would even
+ * cut the C string short) are refused.
+ */
+static bool
+put_unit(struct buf *out, uint32_t u, uint32_t *high)
+{
+	if (*high != 0) {
+		if (u < 0xdc00 || u > 0xdfff)
+			return false;
+		put_utf8(out, 0x10000 + ((*high - 0xd800) << 10) +
+		    (u - 0xdc00));
+		*high = 0;
+		return true;
+	}
+	if (u >= 0xd800 && u <= 0xdbff) {
+		*high = u;
+		return true;
+	}
+	if ((u >= 0xdc00 && u <= 0xdfff) || u < 0x20 || u == 0x7f ||
+	    (u >= 0x20 && u <= 0x7e))
+		return false;
+	put_utf8(out, u);
+	return true;
+}
+
 /* Decode one "&...-" run starting after the '&'; *pp ends after '-'. */
 static bool
 decode_run(const char **pp, struct buf *out)
@@ -66,30 +94,12 @@ decode_run(const char **pp, struct buf *out)
 		if (nbits < 16)
 			continue;
 		nbits -= 16;
-		{
-			uint32_t u = (bits >> nbits) & 0xffff;
-
-			bits &= (1u << nbits) - 1;
-			units++;
-			if (high != 0) {
-				if (u < 0xdc00 || u > 0xdfff)
-					return false;
-				put_utf8(out, 0x10000 + ((high - 0xd800) << 10) +
-				    (u - 0xdc00));
-				high = 0;
-			} else if (u >= 0xd800 && u <= 0xdbff) {
-				high = u;
-			} else if (u >= 0xdc00 && u <= 0xdfff) {
-				return false;
-			} else if (u >= 0x20 && u <= 0x7e) {
-				/* Printable ASCII must not be encoded. */
-				return false;
-			} else {
-				put_utf8(out, u);
-			}
-		}
+		units++;
+		if (!put_unit(out, (bits >> nbits) & 0xffff, &high))
+			return false;
+		bits &= (1u << nbits) - 1;
 	}
-	/* Leftover bits must be fewer than 6 and zero; no dangling surrogate. */
+	/* Leftover bits: fewer than 6, all zero; no dangling surrogate. */
 	if (units == 0 || high != 0 || nbits >= 6 || bits != 0)
 		return false;
 	*pp = p + 1;
@@ -167,6 +177,12 @@ utf8_next(const unsigned char **pp)
 	return (int32_t)cp;
 }
 
+static void
+put_b64(struct buf *out, uint32_t v)
+{
+	buf_append(out, &b64chars[v & 0x3f], 1);
+}
+
 bool
 mutf7_encode(const char *in, struct buf *out)
 {
@@ -193,9 +209,10 @@ mutf7_encode(const char *in, struct buf *out)
 			if (cp < 0)
 				return false;
 			if (cp >= 0x10000) {
-				units[0] = 0xd800 + (((uint32_t)cp - 0x10000) >> 10);
-				units[1] = 0xdc00 + (((uint32_t)cp - 0x10000) &
-				    0x3ff);
+				uint32_t v = (uint32_t)cp - 0x10000;
+
+				units[0] = 0xd800 + (v >> 10);
+				units[1] = 0xdc00 + (v & 0x3ff);
 				nu = 2;
 			} else {
 				units[0] = (uint32_t)cp;
@@ -206,15 +223,13 @@ mutf7_encode(const char *in, struct buf *out)
 				nbits += 16;
 				while (nbits >= 6) {
 					nbits -= 6;
-					buf_append(out,
-					    &b64chars[(bits >> nbits) & 0x3f], 1);
+					put_b64(out, bits >> nbits);
 				}
 				bits &= (1u << nbits) - 1;
 			}
 		}
 		if (nbits > 0)
-			buf_append(out, &b64chars[(bits << (6 - nbits)) & 0x3f],
-			    1);
+			put_b64(out, bits << (6 - nbits));
 		buf_append(out, "-", 1);
 	}
 	return true;

@@ -9,15 +9,23 @@
 struct buf;
 
 /*
- * Decode a modified UTF-7 name to UTF-8, appending to out.  Strict: rejects
- * 8-bit bytes and control characters, an unterminated or empty-but-for-"&-"
- * shift, bad base64 characters, non-zero padding bits, encoded printable
- * ASCII (which must be written directly), encoded forms that could have been
- * merged with the previous one ("&AGE-&AGE-"), and invalid UTF-16 (lone
- * surrogates).  Returns false on any of these.
+ * Decode a modified UTF-7 name to UTF-8, appending to out (NUL-terminated
+ * by the buf; nothing is rolled back on failure).  Strict: rejects 8-bit
+ * bytes and control characters (raw, or encoded: U+0000-U+001F, U+007F), an
+ * unterminated or empty ("&-" is the '&' escape) shift, bad base64
+ * characters, leftover bits that are non-zero or make a whole base64
+ * character, encoded printable ASCII (which must be written directly),
+ * encoded forms that could have been merged with the previous one
+ * ("&AGE-&AGE-"), and invalid UTF-16 (lone or reversed surrogates).
+ * Returns false on any of these.
  */
 bool mutf7_decode(const char *in, struct buf *out);
-/* Encode UTF-8 to modified UTF-7, appending to out.  false: bad UTF-8. */
+/*
+ * Encode UTF-8 to modified UTF-7, appending to out: printable ASCII as is
+ * ('&' as "&-"), everything else as UTF-16 in modified base64.  false: bad
+ * UTF-8 (overlong forms, surrogates, code points above U+10FFFF, truncated
+ * sequences).
+ */
 bool mutf7_encode(const char *in, struct buf *out);
 
 #endif

@@ -7,12 +7,29 @@
 #define HERALD_IMAP_SERVER_H
 
 #include <stdbool.h>
+#include <uv.h>
 
 struct worker;
 struct passdb;
 struct auth_throttle;
 struct imap_session;
+struct store_user;
 struct sockaddr;
+
+/*
+ * One user's mail store, shared by all sessions of that user in this
+ * worker: one SQLite connection (and its three file descriptors) per user
+ * and worker instead of per session, which is what lets a worker hold many
+ * thousands of idlers.  A store_user may be used by one thread at a time,
+ * so every run function of a session holds `lock` while it runs.
+ */
+struct imap_user {
+	struct imap_user *next;		/* hash chain */
+	char *name;
+	int refs;
+	uv_mutex_t lock;
+	struct store_user *store;	/* opened on first use, under lock */
+};
 
 struct imap_server {
 	struct worker *worker;
@@ -22,7 +39,15 @@ struct imap_server {
 	struct auth_throttle *throttle;
 	struct imap_session *sessions;	/* doubly linked */
 	unsigned session_count;
+	struct imap_user **users;	/* hash by name */
+	unsigned users_size, user_count;
 };
+
+/* The shared store entry of user (loop thread); one reference. */
+struct imap_user *imap_user_ref(struct imap_server *srv, const char *name);
+/* Drop a reference; the last one closes the store (loop thread).  The
+ * caller must not hold the lock. */
+void imap_user_unref(struct imap_server *srv, struct imap_user **user);
 
 struct imap_server *imap_server_new(struct worker *w, void *tls_ctx);
 void imap_server_free(struct imap_server **srv);

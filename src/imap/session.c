@@ -6,6 +6,7 @@
 #include "core/xmalloc.h"
 #include "event/conn.h"
 #include "event/worker.h"
+#include "imap/append_stream.h"
 #include "imap/commands.h"
 #include "imap/server.h"
 #include "imap/view.h"
@@ -101,13 +102,15 @@ imap_session_capabilities(const struct imap_session *s)
 		bool plain_ok = imap_session_plaintext_allowed(s);
 
 		snprintf(caps, sizeof(caps),
-		    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE%s%s%s",
+		    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE%s%s%s",
 		    !tls && s->server->tls_ctx != NULL ? " STARTTLS" : "",
 		    plain_ok ? " AUTH=PLAIN" : "",
 		    plain_ok ? "" : " LOGINDISABLED");
 	} else {
 		snprintf(caps, sizeof(caps),
-		    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE");
+		    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE "
+		    "UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED "
+		    "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE");
 	}
 	return caps;
 }
@@ -206,6 +209,10 @@ void
 imap_session_command_finished(struct imap_session *s)
 {
 	session_free_cmd(s);
+	/* The state may have changed (LOGIN): re-arm the inactivity timer
+	 * with its timeout. */
+	if (!s->closed)
+		session_touch(s);
 	s->input_mode = IMAP_INPUT_COMMAND;
 	s->line_cb = NULL;
 	imap_parser_next(s->parser);
@@ -404,6 +411,7 @@ imap_session_destroy(struct imap_session *s)
 	if (s->store != NULL)
 		store_user_close(&s->store);
 	imap_parser_free(&s->parser);
+	imap_append_stream_detach(s);
 	free(s->user);
 	free(s->client_id);
 	free(s);
@@ -456,6 +464,7 @@ imap_server_accept(struct worker *w, int fd, const struct sockaddr *peer,
 	s->server = srv;
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->parser = imap_parser_new(&lim);
+	imap_append_stream_attach(s);
 	s->next = srv->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;

@@ -18,6 +18,7 @@
 struct conn;
 struct imap_server;
 struct imap_view;
+struct imap_user;
 struct store_user;
 struct store_error;
 
@@ -46,7 +47,8 @@ struct imap_session {
 	struct imap_parser *parser;
 	struct imap_cmd *cmd;		/* command in progress, if any */
 	char *user;			/* after login */
-	struct store_user *store;	/* opened by the first command needing it */
+	struct imap_user *ustore;	/* shared per user, after login */
+	struct store_user *store;	/* ustore->store once opened */
 	struct imap_view *view;		/* the selected mailbox */
 	char *client_id;		/* from ID, for the log */
 	uint64_t id;			/* worker index << 32 | conn id */

@@ -4,9 +4,11 @@
  *	herald serve        [-c FILE] [-o key=value ...]
  *	herald check-config [-c FILE] [-o key=value ...]
  *	herald user add|passwd|del|list [NAME] [-s SCHEME] [-c FILE] [-o ...]
+ *	herald deliver -u USER [-m MAILBOX] [-f SENDER] [-a ADDRESS] [-c ...]
  *	herald version
  */
 #include "main/main.h"
+#include "main/cmd_deliver.h"
 #include "main/cmd_user.h"
 
 #include "config/config.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 static void
 usage(FILE *out)
@@ -30,6 +33,9 @@ usage(FILE *out)
 	    "  user add NAME | passwd NAME | del NAME | list\n"
 	    "                 manage the passwd file (password read from "
 	    "the terminal or stdin)\n"
+	    "  deliver -u USER [-m MAILBOX] [-f SENDER] [-a ADDRESS]\n"
+	    "                 deliver the message on stdin (exit codes "
+	    "of sysexits.h)\n"
 	    "  version        print the version\n"
 	    "\n"
 	    "options:\n"
@@ -59,6 +65,35 @@ fail:
 	return NULL;
 }
 
+static int
+run_command(const char *cmd, int nrest, char **rest,
+    const struct config_source *src, struct config *cfg)
+{
+	if (strcmp(cmd, "serve") == 0) {
+		if (nrest != 1) {
+			usage(stderr);
+			return 2;
+		}
+		return serve_main(src, cfg);
+	}
+	if (strcmp(cmd, "check-config") == 0) {
+		if (nrest != 1) {
+			usage(stderr);
+			return 2;
+		}
+		config_dump(cfg, stdout);
+		fprintf(stderr, "herald: configuration OK\n");
+		return 0;
+	}
+	if (strcmp(cmd, "user") == 0)
+		return cmd_user(nrest, rest, cfg);
+	if (strcmp(cmd, "deliver") == 0)
+		return cmd_deliver(nrest, rest, cfg);
+	fprintf(stderr, "herald: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -68,6 +103,7 @@ main(int argc, char **argv)
 	struct config *cfg;
 	char *error = NULL;
 	const char *cmd;
+	int ret;
 
 	log_init("herald", LOG_LEVEL_INFO);
 	if (argc < 2) {
@@ -111,28 +147,15 @@ main(int argc, char **argv)
 	if (cfg == NULL) {
 		fprintf(stderr, "herald: %s\n", error);
 		free(error);
-		return 1;
+		/* A delivery agent's MTA must keep the mail and retry. */
+		return strcmp(cmd, "deliver") == 0 ? EX_TEMPFAIL : 1;
 	}
 	log_set_level(cfg->log_level);
-	if (strcmp(cmd, "serve") == 0) {
-		if (nrest != 1) {
-			usage(stderr);
-			return 2;
-		}
-		return serve_main(&src, cfg);
-	}
-	if (strcmp(cmd, "check-config") == 0) {
-		if (nrest != 1) {
-			usage(stderr);
-			return 2;
-		}
-		config_dump(cfg, stdout);
-		fprintf(stderr, "herald: configuration OK\n");
-		return 0;
-	}
-	if (strcmp(cmd, "user") == 0)
-		return cmd_user(nrest, rest, cfg);
-	fprintf(stderr, "herald: unknown command '%s'\n", cmd);
-	usage(stderr);
-	return 2;
+	ret = run_command(cmd, nrest, rest, &src, cfg);
+	/* serve_main() may have swapped in a reloaded config. */
+	if (strcmp(cmd, "serve") != 0)
+		config_free(&cfg);
+	free(rest);
+	free(src.overrides);
+	return ret;
 }

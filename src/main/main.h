@@ -23,9 +23,17 @@ struct config *config_source_load(const struct config_source *src,
 /* herald serve: the master process.  Returns the exit status. */
 int serve_main(const struct config_source *src, struct config *cfg);
 
-/* A worker process; never returns. */
+/* What a listening socket the master hands to the workers serves. */
+enum listen_kind {
+	LISTEN_IMAP,	/* IMAP, STARTTLS offered */
+	LISTEN_IMAPS,	/* IMAP over implicit TLS */
+	LISTEN_LMTP,	/* LMTP, TCP or UNIX socket */
+};
+
+/* A worker process serving fds[i] as kinds[i]; never returns. */
 void worker_process_main(const struct config_source *src,
-    struct config *cfg, unsigned index, const int *fds, const int *fd_tls,
-    unsigned nfds, void *tls_ctx) __attribute__((noreturn));
+    struct config *cfg, unsigned index, const int *fds,
+    const enum listen_kind *kinds, unsigned nfds, void *tls_ctx)
+    __attribute__((noreturn));
 
 #endif

@@ -30,6 +30,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,8 +53,11 @@ struct master {
 	void *tls_ctx;
 	unsigned nworkers;
 	unsigned naddrs;	/* listen addresses */
-	int *fds;		/* naddrs * nworkers, [worker * naddrs + a] */
-	int *fd_tls;		/* naddrs: 1 = implicit TLS */
+	int *fds;		/* naddrs * nworkers, [worker * naddrs + a];
+				   a UNIX socket is one fd shared by all */
+	enum listen_kind *kinds;	/* naddrs */
+	char **unix_paths;	/* UNIX sockets we created, removed at exit */
+	unsigned nunix;
 	struct worker_slot *slots;
 	bool stopping;
 };
@@ -136,36 +140,148 @@ open_listener(const char *addr, char **error_r)
 	return fd;
 }
 
+/*
+ * A UNIX stream socket at path (lmtp_listen entries starting with '/'),
+ * mode 0660, owned by the configured user when we run as root so that its
+ * group can be given to the MTA.  A socket file left by an earlier run is
+ * replaced; one a live process still accepts on is not.
+ */
+static int
+open_unix_listener(const struct config *cfg, const char *path,
+    char **error_r)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	mode_t old_mask;
+	int fd, r;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*error_r = xasprintf("socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error_r = xasprintf("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*error_r = xasprintf("cannot listen on %s: a file "
+			    "that is not a socket is in the way", path);
+			close(fd);
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+		    errno == EAGAIN) {
+			*error_r = xasprintf("cannot listen on %s: another "
+			    "process is using it", path);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		(void)unlink(path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			*error_r = xasprintf("socket: %s", strerror(errno));
+			return -1;
+		}
+	}
+	old_mask = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old_mask);
+	if (r < 0) {
+		*error_r = xasprintf("cannot listen on %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (chmod(path, 0660) < 0)
+		log_warn("chmod %s", path);
+	if (geteuid() == 0 && cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(cfg->user);
+
+		if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("chown %s", path);
+	}
+	if (listen(fd, LISTEN_BACKLOG) < 0) {
+		*error_r = xasprintf("listen %s: %s", path, strerror(errno));
+		close(fd);
+		(void)unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
 static int
 master_bind(struct master *m, char **error_r)
 {
 	const struct config *cfg = m->cfg;
+	const struct config_strlist *lists[] = {
+		&cfg->imap_listen, &cfg->imaps_listen, &cfg->lmtp_listen,
+	};
+	static const enum listen_kind list_kinds[] = {
+		LISTEN_IMAP, LISTEN_IMAPS, LISTEN_LMTP,
+	};
+	static const char *const labels[] = {
+		[LISTEN_IMAP] = "", [LISTEN_IMAPS] = " (TLS)",
+		[LISTEN_LMTP] = " (LMTP)",
+	};
+	const char **addrs;
 	unsigned a = 0;
 
-	m->naddrs = cfg->imap_listen.count + cfg->imaps_listen.count;
+	m->naddrs = 0;
+	for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
+		m->naddrs += lists[l]->count;
 	m->fds = xcalloc((size_t)m->naddrs * m->nworkers, sizeof(int));
-	m->fd_tls = xcalloc(m->naddrs, sizeof(int));
-	for (unsigned i = 0; i < cfg->imap_listen.count; i++, a++)
-		m->fd_tls[a] = 0;
-	for (unsigned i = 0; i < cfg->imaps_listen.count; i++, a++)
-		m->fd_tls[a] = 1;
-	for (unsigned w = 0; w < m->nworkers; w++) {
-		for (a = 0; a < m->naddrs; a++) {
-			const char *addr = a < cfg->imap_listen.count ?
-			    cfg->imap_listen.items[a] :
-			    cfg->imaps_listen.items[a -
-			    cfg->imap_listen.count];
-			int fd = open_listener(addr, error_r);
-
-			if (fd < 0)
-				return -1;
-			m->fds[w * m->naddrs + a] = fd;
-			if (w == 0)
-				log_info("listening on %s%s", addr,
-				    m->fd_tls[a] ? " (TLS)" : "");
+	m->kinds = xcalloc(m->naddrs, sizeof(*m->kinds));
+	m->unix_paths = xcalloc(m->naddrs + 1, sizeof(*m->unix_paths));
+	addrs = xcalloc(m->naddrs + 1, sizeof(*addrs));
+	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+		for (unsigned i = 0; i < lists[l]->count; i++, a++) {
+			addrs[a] = lists[l]->items[i];
+			m->kinds[a] = list_kinds[l];
 		}
 	}
+	for (a = 0; a < m->naddrs; a++) {
+		if (m->kinds[a] == LISTEN_LMTP && addrs[a][0] == '/') {
+			/* SO_REUSEPORT means nothing here: one socket,
+			 * and every worker accepts on it. */
+			int fd = open_unix_listener(cfg, addrs[a], error_r);
+
+			if (fd < 0)
+				goto fail;
+			m->unix_paths[m->nunix++] = xstrdup(addrs[a]);
+			for (unsigned w = 0; w < m->nworkers; w++)
+				m->fds[w * m->naddrs + a] = fd;
+			log_info("listening on %s%s", addrs[a],
+			    labels[m->kinds[a]]);
+			continue;
+		}
+		for (unsigned w = 0; w < m->nworkers; w++) {
+			int fd = open_listener(addrs[a], error_r);
+
+			if (fd < 0)
+				goto fail;
+			m->fds[w * m->naddrs + a] = fd;
+		}
+		log_info("listening on %s%s", addrs[a], labels[m->kinds[a]]);
+	}
+	free(addrs);
 	return 0;
+fail:
+	free(addrs);
+	return -1;
+}
+
+static void
+master_unlink_sockets(struct master *m)
+{
+	for (unsigned i = 0; i < m->nunix; i++)
+		(void)unlink(m->unix_paths[i]);
 }
 
 /* TLS material: generate a self-signed pair when the defaults are used and
@@ -348,13 +464,17 @@ master_spawn(struct master *m, unsigned w)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		/* Keep this worker's sockets only. */
-		for (unsigned o = 0; o < m->nworkers; o++)
-			if (o != w)
-				for (unsigned a = 0; a < m->naddrs; a++)
+		/* Keep this worker's sockets only (and the shared ones). */
+		for (unsigned o = 0; o < m->nworkers; o++) {
+			if (o == w)
+				continue;
+			for (unsigned a = 0; a < m->naddrs; a++)
+				if (m->fds[o * m->naddrs + a] !=
+				    m->fds[w * m->naddrs + a])
 					close(m->fds[o * m->naddrs + a]);
+		}
 		worker_process_main(m->src, m->cfg, w,
-		    &m->fds[w * m->naddrs], m->fd_tls, m->naddrs, m->tls_ctx);
+		    &m->fds[w * m->naddrs], m->kinds, m->naddrs, m->tls_ctx);
 	}
 	m->slots[w].pid = pid;
 	m->slots[w].started = time(NULL);
@@ -512,6 +632,7 @@ serve_main(const struct config_source *src, struct config *cfg)
 			    now >= m.slots[w].restart_at)
 				master_spawn(&m, w);
 	}
+	master_unlink_sockets(&m);
 	log_info("stopped");
 	return 0;
 }

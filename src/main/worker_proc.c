@@ -7,6 +7,7 @@
 #include "core/xmalloc.h"
 #include "event/worker.h"
 #include "imap/server.h"
+#include "lmtp/server.h"
 #include "log/log.h"
 #include "notify/notify.h"
 
@@ -20,8 +21,18 @@ struct worker_proc {
 	struct config *old_cfg;	/* freed at the next reload */
 	struct worker *w;
 	struct imap_server *imap;
+	struct lmtp_server *lmtp;
 	uv_signal_t sighup;
 };
+
+static void
+worker_proc_shutdown(struct worker *w, void *ctx)
+{
+	struct worker_proc *wp = ctx;
+
+	imap_server_shutdown(w, wp->imap);
+	lmtp_server_shutdown(wp->lmtp);
+}
 
 /* Before the loop sleeps: wake the sessions whose mailboxes changed. */
 static void
@@ -55,8 +66,8 @@ worker_sighup_cb(uv_signal_t *h, int signum)
 
 void
 worker_process_main(const struct config_source *src, struct config *cfg,
-    unsigned index, const int *fds, const int *fd_tls, unsigned nfds,
-    void *tls_ctx)
+    unsigned index, const int *fds, const enum listen_kind *kinds,
+    unsigned nfds, void *tls_ctx)
 {
 	static char role[32];
 	struct worker_proc wp = { .src = src, .cfg = cfg };
@@ -67,10 +78,17 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 	signal(SIGPIPE, SIG_IGN);
 	wp.w = worker_new(index, cfg);
 	wp.imap = imap_server_new(wp.w, tls_ctx);
-	for (unsigned i = 0; i < nfds; i++)
-		worker_add_listener(wp.w, fds[i], fd_tls[i] ? tls_ctx : NULL,
-		    imap_server_accept, wp.imap);
-	worker_on_shutdown(wp.w, imap_server_shutdown, wp.imap);
+	wp.lmtp = lmtp_server_new(wp.w, wp.imap->passdb);
+	for (unsigned i = 0; i < nfds; i++) {
+		if (kinds[i] == LISTEN_LMTP)
+			worker_add_listener(wp.w, fds[i], NULL,
+			    lmtp_server_accept, wp.lmtp);
+		else
+			worker_add_listener(wp.w, fds[i],
+			    kinds[i] == LISTEN_IMAPS ? tls_ctx : NULL,
+			    imap_server_accept, wp.imap);
+	}
+	worker_on_shutdown(wp.w, worker_proc_shutdown, &wp);
 	{
 		char *run_dir = xasprintf("%s/run", cfg->data_dir);
 		char *error = NULL;
@@ -88,6 +106,7 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 	status = worker_run(wp.w);
 	notify_deinit();
 	worker_free(&wp.w);
+	lmtp_server_free(&wp.lmtp);
 	imap_server_free(&wp.imap);
 	exit(status);
 }

@@ -219,15 +219,6 @@ header_filter(const struct mime_message *msg, const struct mime_part *part,
 	buf_free(&b);
 }
 
-/* The message whose header/text a section names at part. */
-static const struct mime_part *
-as_message(const struct mime_message *msg, const struct mime_part *part)
-{
-	if (part == msg->root)
-		return part;
-	return mime_part_message(part);
-}
-
 bool
 mime_section_get(const struct mime_message *msg,
 		 const struct mime_section *sec,
@@ -281,7 +272,10 @@ mime_section_get(const struct mime_message *msg,
 	case MIME_SECTION_HEADER_FIELDS_NOT:
 		break;
 	}
-	m = sec->nparts == 0 ? msg->root : as_message(msg, part);
+	/* After a part number, HEADER and TEXT need a message/rfc822 part,
+	   the top-level one included: BODY[1.HEADER] of a text/plain
+	   message does not exist (Dovecot answers it empty). */
+	m = sec->nparts == 0 ? msg->root : mime_part_message(part);
 	if (m == NULL)
 		return false;
 	if (m != msg->root && m->hdr_len == 0 && m->body_len == 0)

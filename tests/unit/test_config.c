@@ -194,6 +194,8 @@ test_defaults(void **state)
 	assert_null(cfg->imap_listen.items[1]);
 	assert_int_equal(cfg->imaps_listen.count, 1);
 	assert_string_equal(cfg->imaps_listen.items[0], "127.0.0.1:1993");
+	assert_int_equal(cfg->lmtp_listen.count, 1);
+	assert_string_equal(cfg->lmtp_listen.items[0], "127.0.0.1:2424");
 	assert_int_equal(cfg->workers, 0);
 	assert_string_equal(cfg->user, "");
 	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
@@ -241,6 +243,7 @@ test_dump_defaults(void **state)
 	    "passwd_file = \"\"\n"
 	    "imap_listen = 127.0.0.1:1143\n"
 	    "imaps_listen = 127.0.0.1:1993\n"
+	    "lmtp_listen = 127.0.0.1:2424\n"
 	    "workers = 0\n"
 	    "user = \"\"\n"
 	    "log_level = info\n"
@@ -871,6 +874,27 @@ test_finish_errors(void **state)
 	expect_finish_error(
 	    (const char *[]){ "imap_listen=[::1]:1, [0::1]:1", NULL },
 	    "imap_listen: address '[0::1]:1' is listed twice");
+	expect_finish_error(
+	    (const char *[]){ "lmtp_listen=127.0.0.1:1143", NULL },
+	    "lmtp_listen: address '127.0.0.1:1143' is listed twice");
+	expect_finish_error(
+	    (const char *[]){ "lmtp_listen=/run/l, 127.0.0.1:24, /run/l",
+	    NULL },
+	    "lmtp_listen: socket path '/run/l' is listed twice");
+	expect_finish_error(
+	    (const char *[]){ "lmtp_listen=/run/"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL },
+	    "lmtp_listen: socket path '/run/"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' is too "
+	    "long");
+	expect_finish_error(
+	    (const char *[]){ "lmtp_listen=localhost:24", NULL },
+	    "lmtp_listen: invalid listen address 'localhost:24': not a "
+	    "numeric IPv4 address");
 
 	/* Either listener alone is enough. */
 	{

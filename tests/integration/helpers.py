@@ -1,0 +1,535 @@
+"""Helpers for Herald's integration tests: a server under test, raw IMAP
+connections and small utilities.  Standard library only.
+
+Every blocking operation here has a timeout, so a hung server makes a test
+fail instead of hanging the suite.
+"""
+import base64
+import imaplib
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+HERALD_BIN = os.environ.get("HERALD_BIN") or "/work/main/build/herald"
+HERALD_SOURCE = os.environ.get("HERALD_SOURCE") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOST = "127.0.0.1"
+IO_TIMEOUT = 10.0          # one socket read or write
+START_TIMEOUT = 20.0       # server start until both ports answer
+STOP_TIMEOUT = 15.0        # SIGTERM until the master has exited
+CMD_TIMEOUT = 30.0         # one "herald user ..." or "check-config" run
+
+# Test accounts.  bob's password needs a quoted string (space, quote and
+# backslash), so LOGIN through imaplib exercises quoted-string parsing.
+USERS = {
+    "alice": "alice-Secret-1",
+    "bob": 'hunter 2"\\x',
+}
+
+# What a sanitizer or an assertion prints when it fires.
+SANITIZER_PATTERNS = (
+    "AddressSanitizer",
+    "LeakSanitizer",
+    "UndefinedBehaviorSanitizer",
+    "runtime error:",
+    "assertion failed",
+)
+
+CAP_RE = re.compile(r"\[CAPABILITY ([^\]]*)\]")
+
+
+class TestTimeout(Exception):
+    """Raised by the per-test watchdog (SIGALRM)."""
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def sasl_plain(user, password, authzid=""):
+    return b64(b"%s\0%s\0%s" % (authzid.encode(), user.encode(),
+                                 password.encode()))
+
+
+def imap_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def caps_of(line):
+    """The capability names of a '[CAPABILITY ...]' code or a
+    '* CAPABILITY ...' line, upper-cased."""
+    m = CAP_RE.search(line)
+    if m:
+        return m.group(1).upper().split()
+    if line.upper().startswith("* CAPABILITY "):
+        return line[len("* CAPABILITY "):].upper().split()
+    raise AssertionError("no capability list in %r" % line)
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+class RawConn:
+    """A raw IMAP connection reading CRLF-terminated lines.
+
+    readline() returns a line without its CRLF and raises EOFError when the
+    server closed the connection.  Bytes are decoded as UTF-8 with
+    replacement; tests compare ASCII protocol text."""
+
+    def __init__(self, sock, timeout=IO_TIMEOUT):
+        self.sock = sock
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+        self.sock.settimeout(timeout)
+
+    # --- output
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+
+    def send_slowly(self, data, delay=0.005):
+        """Write data one byte per send() call."""
+        if isinstance(data, str):
+            data = data.encode()
+        for i in range(len(data)):
+            self.send(data[i:i + 1])
+            if delay:
+                time.sleep(delay)
+
+    # --- input
+
+    def _recv(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.eof = True
+        return data
+
+    def readline(self, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            if self.eof:
+                raise EOFError("connection closed; unterminated data %r"
+                               % self.buf)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no line within %.1fs (have %r)"
+                                     % (timeout, self.buf))
+            try:
+                data = self._recv(left)
+            except socket.timeout:
+                raise socket.timeout("no line within %.1fs (have %r)"
+                                     % (timeout, self.buf)) from None
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        assert line.endswith(b"\r"), "line without CR: %r" % line
+        return line[:-1].decode("utf-8", "replace")
+
+    def read_tagged(self, tag, timeout=None):
+        """Read up to the tagged reply for tag; returns (untagged lines,
+        tagged line).  Fails on a tagged reply for another tag."""
+        untagged = []
+        while True:
+            line = self.readline(timeout)
+            if line.startswith(tag + " "):
+                return untagged, line
+            if not (line.startswith("* ") or line.startswith("+")):
+                raise AssertionError("unexpected line %r while waiting for "
+                                     "tag %s (after %r)"
+                                     % (line, tag, untagged))
+            untagged.append(line)
+
+    def command(self, tag, text, timeout=None):
+        self.send("%s %s\r\n" % (tag, text))
+        return self.read_tagged(tag, timeout)
+
+    def expect_eof(self, timeout=None):
+        """Wait until the server closes; returns any complete lines it
+        sent first."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        lines = []
+        while True:
+            while b"\n" in self.buf:
+                lines.append(self.readline())
+            if self.eof:
+                assert self.buf == b"", "partial line before EOF: %r" % \
+                    self.buf
+                return lines
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("connection still open after %.1fs "
+                                     "(lines %r)" % (timeout, lines))
+            try:
+                self.buf += self._recv(left)
+            except socket.timeout:
+                raise AssertionError("connection still open after %.1fs "
+                                     "(lines %r)" % (timeout, lines)) \
+                    from None
+
+    def expect_silence(self, duration):
+        """Assert that nothing arrives for duration seconds."""
+        assert self.buf == b"", "unexpected data %r" % self.buf
+        deadline = time.monotonic() + duration
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                data = self._recv(left)
+            except socket.timeout:
+                return
+            raise AssertionError("unexpected data %r (eof=%s)"
+                                 % (data, self.eof))
+
+    def starttls(self, ctx, server_hostname=HOST):
+        assert self.buf == b"", \
+            "server sent data after the STARTTLS reply: %r" % self.buf
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock,
+                                    server_hostname=server_hostname)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Server:
+    """One `herald serve` process with its own data directory, config and
+    loopback ports."""
+
+    def __init__(self, root, settings=None, users=None, args=(),
+                 env=None, binary=None, use_conf=True):
+        self.root = str(root)
+        self.binary = binary or HERALD_BIN
+        self.host = HOST
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
+        self.lmtp_port = free_port()
+        self.data_dir = os.path.join(self.root, "data")
+        self.conf_path = os.path.join(self.root, "herald.conf")
+        self.stderr_path = os.path.join(self.root, "stderr.log")
+        self.stdout_path = os.path.join(self.root, "stdout.log")
+        self.settings = {
+            "data_dir": self.data_dir,
+            "imap_listen": "%s:%d" % (HOST, self.imap_port),
+            "imaps_listen": "%s:%d" % (HOST, self.imaps_port),
+            # Never the default 127.0.0.1:2424, which parallel test
+            # servers would share.
+            "lmtp_listen": "%s:%d" % (HOST, self.lmtp_port),
+            "workers": "2",
+            "log_level": "info",
+            "demo_user": "no",
+            "plaintext_auth": "loopback",
+            "auth_failure_delay_ms": "200",
+            # Tests fail logins on purpose from 127.0.0.1; only the
+            # throttling test wants the throttle.
+            "auth_throttle_failures": "1000000",
+            "shutdown_timeout": "5",
+        }
+        self.settings.update({k: str(v) for k, v in (settings or {}).items()})
+        self.users = dict(USERS if users is None else users)
+        self.args = list(args)
+        self.env = env
+        self.use_conf = use_conf
+        self.expect_worker_deaths = False
+        self.proc = None
+        self.returncode = None
+        self.sanitizer_checked = False
+        os.makedirs(self.root, exist_ok=True)
+        self.write_config()
+
+    # --- configuration and the CLI
+
+    def write_config(self, **changes):
+        self.settings.update({k: str(v) for k, v in changes.items()})
+        with open(self.conf_path, "w") as f:
+            f.write("# written by the integration tests\n")
+            for k, v in self.settings.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def herald(self, *args, input=None, timeout=CMD_TIMEOUT, conf=True):
+        """Run `herald ARGS -c CONF`; returns the CompletedProcess."""
+        cmd = [self.binary] + list(args)
+        if conf:
+            cmd += ["-c", self.conf_path]
+        return subprocess.run(cmd, input=input, capture_output=True,
+                              text=True, timeout=timeout, cwd=self.root,
+                              env=self.env)
+
+    def add_user(self, name, password, scheme=None):
+        args = ["user", "add", name]
+        if scheme:
+            args += ["-s", scheme]
+        r = self.herald(*args, input=password + "\n")
+        assert r.returncode == 0, "user add %s failed: %s" % (name, r.stderr)
+        return r
+
+    @property
+    def passwd_path(self):
+        return os.path.join(self.data_dir, "passwd")
+
+    @property
+    def cert_path(self):
+        return os.path.join(self.data_dir, "tls", "cert.pem")
+
+    # --- process
+
+    def start(self, wait=True):
+        for name, pw in self.users.items():
+            self.add_user(name, pw)
+        self.launch(wait=wait)
+        return self
+
+    def launch(self, wait=True):
+        cmd = [self.binary, "serve"]
+        if self.use_conf:
+            cmd += ["-c", self.conf_path]
+        cmd += self.args
+        self._stderr = open(self.stderr_path, "ab")
+        self._stdout = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self._stdout,
+                                     stderr=self._stderr, cwd=self.root,
+                                     env=self.env, start_new_session=True)
+        self.returncode = None
+        if wait:
+            self.wait_ready()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Until the master logged "ready" and both ports greet."""
+        deadline = time.monotonic() + timeout
+        ports = [("imap", self.imap_port), ("imaps", self.imaps_port)]
+        last = None
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError("herald serve exited with %s during "
+                                     "start; stderr:\n%s" % (rc, self.log()))
+            if ports and re.search(r"master\[\d+\] info: herald .* ready",
+                                   self.log()):
+                kind, port = ports[0]
+                if self.settings.get(kind + "_listen", "x") == "":
+                    ports.pop(0)
+                    continue
+                try:
+                    c = self.raw(tls=(kind == "imaps"), port=port,
+                                 timeout=max(0.5, deadline -
+                                             time.monotonic()))
+                    c.close()
+                    ports.pop(0)
+                    continue
+                except (OSError, EOFError, AssertionError) as e:
+                    last = e
+            if not ports:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError("herald not ready after %.0fs (%r); "
+                                     "stderr:\n%s"
+                                     % (timeout, last, self.log()))
+            time.sleep(0.05)
+
+    def kill(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal the master and wait for it; returns the exit status.
+        Kills the whole process group if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self.proc.wait(5)
+                self.returncode = self.proc.returncode
+                self._close_files()
+                raise AssertionError("herald did not exit within %.0fs of "
+                                     "signal %d; stderr:\n%s"
+                                     % (timeout, sig, self.log()[-5000:]))
+        self.returncode = self.proc.returncode
+        self._close_files()
+        # Workers die with the master (PR_SET_PDEATHSIG); make sure none
+        # is left behind if that ever fails.
+        try:
+            os.killpg(self.proc.pid, 0)
+            time.sleep(0.5)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            leftover = True
+        except OSError:
+            leftover = False
+        assert not leftover, "worker processes outlived the master"
+        return self.returncode
+
+    def _close_files(self):
+        for f in (getattr(self, "_stderr", None),
+                  getattr(self, "_stdout", None)):
+            if f is not None and not f.closed:
+                f.close()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # --- logs
+
+    def log(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stdout(self):
+        try:
+            with open(self.stdout_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10.0, count=1, start=0):
+        """Wait until pattern (a regex) matched count times in the log
+        after offset start; returns the list of matches."""
+        rx = re.compile(pattern)
+
+        def found():
+            m = list(rx.finditer(self.log(), start))
+            return m if len(m) >= count else None
+        try:
+            return wait_until(found, timeout, what=pattern)
+        except AssertionError:
+            raise AssertionError("log pattern %r not seen %d times in "
+                                 "%.0fs; log:\n%s" % (pattern, count,
+                                                       timeout,
+                                                       self.log()[-5000:]))
+
+    def health_problems(self, start=0):
+        """Sanitizer reports and unexpected worker deaths in the log after
+        offset start."""
+        text = self.log()[start:]
+        problems = []
+        for p in SANITIZER_PATTERNS:
+            if p in text:
+                i = text.index(p)
+                problems.append("%r in the server log:\n%s"
+                                % (p, text[max(0, i - 2000):i + 6000]))
+        if not self.expect_worker_deaths:
+            for m in re.finditer(r"^.*worker \d+ pid=\d+ (killed by signal "
+                                 r"|exited with status ).*$", text, re.M):
+                problems.append("a worker died: %s" % m.group(0))
+        return problems
+
+    def assert_no_sanitizer_reports(self):
+        problems = self.health_problems()
+        text = self.stdout()
+        for p in SANITIZER_PATTERNS:
+            if p in text:
+                problems.append("%r on the server's stdout" % p)
+        assert not problems, "\n\n".join(problems)
+
+    # --- clients
+
+    def ssl_context(self, verify=True):
+        """A client context that trusts the server's (self-signed)
+        certificate and checks the host name."""
+        if not verify:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        ctx = ssl.create_default_context(cafile=self.cert_path)
+        ctx.check_hostname = True
+        return ctx
+
+    def raw(self, tls=False, port=None, timeout=IO_TIMEOUT, greeting=True):
+        """A raw connection; tls=True uses the implicit-TLS port.  With
+        greeting, the greeting line is read and kept in .greeting."""
+        if port is None:
+            port = self.imaps_port if tls else self.imap_port
+        sock = socket.create_connection((HOST, port), timeout=timeout)
+        if tls:
+            try:
+                sock = self.ssl_context().wrap_socket(
+                    sock, server_hostname=HOST)
+            except BaseException:
+                sock.close()
+                raise
+        c = RawConn(sock, timeout)
+        c.greeting = None
+        if greeting:
+            try:
+                c.greeting = c.readline()
+            except BaseException:
+                c.close()
+                raise
+        return c
+
+    def client(self, kind="plain", timeout=IO_TIMEOUT):
+        """An imaplib client: kind is "plain", "starttls" or "tls"."""
+        if kind == "tls":
+            return imaplib.IMAP4_SSL(HOST, self.imaps_port,
+                                     ssl_context=self.ssl_context(),
+                                     timeout=timeout)
+        c = imaplib.IMAP4(HOST, self.imap_port, timeout=timeout)
+        if kind == "starttls":
+            c.starttls(ssl_context=self.ssl_context())
+        return c
+
+    def login(self, user="alice", password=None, kind="plain"):
+        """A raw connection after a successful LOGIN."""
+        password = self.users[user] if password is None else password
+        c = self.raw(tls=(kind == "tls"))
+        _, tagged = c.command("L1", "LOGIN %s %s" % (
+            imap_quote(user), imap_quote(password)))
+        assert tagged.startswith("L1 OK"), tagged
+        return c
