@@ -159,6 +159,7 @@ stream_begin(void *ctx, struct imap_parser *p, uint64_t size, bool literal8,
 		*reject_msg_r = reject;
 		return IMAP_LITERAL_REJECT;
 	}
+	file_close(&st->cur.lit);	/* never open here; just in case */
 	memset(&st->cur, 0, sizeof(st->cur));
 	st->cur.position = pos;
 	st->cur.lit.fd = tmpfile_open(cfg->data_dir);

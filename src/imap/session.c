@@ -109,8 +109,12 @@ imap_session_capabilities(const struct imap_session *s)
 	} else {
 		snprintf(caps, sizeof(caps),
 		    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE "
-		    "UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED "
-		    "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE");
+		    "UNSELECT UIDPLUS MOVE MULTIAPPEND APPENDLIMIT=%llu "
+		    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE "
+		    "CREATE-SPECIAL-USE",
+		    (unsigned long long)(session_cfg(s)->max_message_size >
+		    UINT32_MAX ? UINT32_MAX :
+		    session_cfg(s)->max_message_size));
 	}
 	return caps;
 }
