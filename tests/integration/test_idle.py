@@ -168,3 +168,149 @@ def test_idle_not_subject_to_autologout(herald_server):
         c.expect_silence(3.5)
         c.send("DONE\r\n")
         assert c.readline() == "I1 OK Idle completed."
+
+
+def append(c, tag, text, mailbox="INBOX", flags=""):
+    data = (MESSAGE % (text, text)).encode()
+    c.send("%s APPEND %s %s{%d+}\r\n" % (tag, mailbox,
+                                         flags + " " if flags else "",
+                                         len(data)))
+    c.send(data + b"\r\n")
+    _, tagged = c.read_tagged(tag)
+    assert tagged.startswith(tag + " OK"), tagged
+
+
+@pytest.fixture
+def pair(server):
+    """An idler on worker 0 and another session of the same user on
+    worker 1, both with INBOX selected; yields (idler, other, n)."""
+    idler = login_on(server, 0)
+    other = login_on(server, 1)
+    try:
+        n = select(idler)
+        select(other, tag="S2")
+        start_idle(idler)
+        yield idler, other, n
+        idler.send("DONE\r\n")
+        read_until(idler, lambda l: l.startswith("I1 OK"))
+    finally:
+        idler.close()
+        other.close()
+
+
+def test_cross_worker_append(pair):
+    idler, other, n = pair
+    append(other, "A1", "crossappend")
+    line, waited = read_until(idler, lambda l: l.endswith(" EXISTS"))
+    assert line == "* %d EXISTS" % (n + 1)
+    assert waited < LATENCY_LIMIT
+
+
+def test_cross_worker_keyword_reaches_idler_through_the_bus(pair):
+    """A keyword lives only in the index (no file is renamed), so no
+    inotify event exists: only the bus between workers can carry it."""
+    idler, other, n = pair
+    append(other, "A1", "kw")
+    read_until(idler, lambda l: l == "* %d EXISTS" % (n + 1))
+    _, tagged = other.command("K1", "STORE %d +FLAGS.SILENT ($Urgent)"
+                              % (n + 1))
+    assert tagged.startswith("K1 OK"), tagged
+    line, waited = read_until(idler, lambda l: " FETCH " in l)
+    assert line.startswith("* %d FETCH (" % (n + 1)), line
+    assert "$Urgent" in line, line
+    assert waited < LATENCY_LIMIT
+
+
+def test_cross_worker_flag_change_and_expunge_renumber(pair):
+    idler, other, n = pair
+    for i in range(3):
+        append(other, "A%d" % i, "exp%d" % i)
+    read_until(idler, lambda l: l == "* %d EXISTS" % (n + 3))
+    # Flag the middle one: the idler sees FETCH FLAGS.
+    _, tagged = other.command("F1", "STORE %d +FLAGS (\\Flagged)" % (n + 2))
+    assert tagged.startswith("F1 OK"), tagged
+    line, _ = read_until(idler, lambda l: " FETCH " in l)
+    assert line.startswith("* %d FETCH (FLAGS (" % (n + 2)), line
+    assert "\\Flagged" in line
+    # Expunge the first and the last new message: the idler's sequence
+    # numbers must follow (the last one is n+3 before, n+2 after the
+    # first expunge, whatever the order they are reported in).
+    _, tagged = other.command("D1", "STORE %d,%d +FLAGS.SILENT (\\Deleted)"
+                              % (n + 1, n + 3))
+    assert tagged.startswith("D1 OK"), tagged
+    _, tagged = other.command("E1", "EXPUNGE")
+    assert tagged.startswith("E1 OK"), tagged
+    seqs = []
+    while len(seqs) < 2:
+        line, _ = read_until(idler, lambda l: l.endswith(" EXPUNGE"))
+        seqs.append(int(line.split()[1]))
+    # Either order is valid; replaying them must remove n+1 and n+3.
+    model = list(range(1, n + 4))
+    for s in seqs:
+        del model[s - 1]
+    assert model == list(range(1, n + 1)) + [n + 2], seqs
+    # The idler's view agrees with the other session's afterwards.
+    idler.send("DONE\r\n")
+    read_until(idler, lambda l: l.startswith("I1 OK"))
+    untagged, tagged = idler.command("S9", "SEARCH ALL")
+    assert tagged.startswith("S9 OK"), tagged
+    found = [l for l in untagged if l.startswith("* SEARCH")]
+    assert found == ["* SEARCH " + " ".join(str(i)
+                                             for i in range(1, n + 2))]
+    start_idle(idler)
+
+
+def test_cross_worker_move(pair):
+    idler, other, n = pair
+    append(other, "A1", "tomove")
+    read_until(idler, lambda l: l == "* %d EXISTS" % (n + 1))
+    _, tagged = other.command("M1", "MOVE %d Archive" % (n + 1))
+    assert tagged.startswith("M1 OK"), tagged
+    line, waited = read_until(idler, lambda l: l.endswith(" EXPUNGE"))
+    assert line == "* %d EXPUNGE" % (n + 1)
+
+
+def test_same_worker_append(server):
+    idler = login_on(server, 0)
+    other = login_on(server, 0)
+    try:
+        n = select(idler)
+        start_idle(idler)
+        append(other, "A1", "sameworker")
+        line, waited = read_until(idler, lambda l: l.endswith(" EXISTS"))
+        assert line == "* %d EXISTS" % (n + 1)
+    finally:
+        idler.close()
+        other.close()
+
+
+def test_lmtp_delivery_reaches_idlers(server):
+    import smtplib
+    idlers = [login_on(server, 0), login_on(server, 1)]
+    try:
+        counts = [select(c) for c in idlers]
+        for c in idlers:
+            start_idle(c)
+        lmtp = smtplib.LMTP("127.0.0.1", server.lmtp_port, timeout=10)
+        t0 = time.monotonic()
+        lmtp.sendmail("sender@example.org", ["alice@example.org"],
+                      MESSAGE % ("lmtp", "lmtp"))
+        lmtp.quit()
+        for c, n in zip(idlers, counts):
+            line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
+            assert line == "* %d EXISTS" % (n + 1)
+        assert time.monotonic() - t0 < LATENCY_LIMIT
+    finally:
+        for c in idlers:
+            c.close()
+
+
+def test_herald_deliver_reaches_idler(server):
+    with server.login() as c:
+        n = select(c)
+        start_idle(c)
+        r = server.herald("deliver", "-u", "alice",
+                          input=MESSAGE % ("deliver", "deliver"))
+        assert r.returncode == 0, r.stderr
+        line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
+        assert line == "* %d EXISTS" % (n + 1)
