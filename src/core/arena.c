@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Blocks grow from ARENA_BLOCK_FIRST to ARENA_BLOCK_MIN: an arena that
+ * holds a few small objects (a mailbox view's keyword table) stays small,
+ * one that holds many gets few large blocks. */
+#define ARENA_BLOCK_FIRST 256
 #define ARENA_BLOCK_MIN 4096
 #define ARENA_ALIGN 16
 
@@ -32,7 +36,10 @@ arena_alloc(struct arena *a, size_t size)
 	if (need < size)
 		abort();
 	if (b == NULL || b->size - b->pos < need) {
-		size_t bs = need > ARENA_BLOCK_MIN ? need : ARENA_BLOCK_MIN;
+		size_t step = b == NULL ? ARENA_BLOCK_FIRST :
+		    b->size * 2 > ARENA_BLOCK_MIN ? ARENA_BLOCK_MIN :
+		    b->size * 2;
+		size_t bs = need > step ? need : step;
 
 		b = xmalloc(sizeof(*b) + bs);
 		b->size = bs;

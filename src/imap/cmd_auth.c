@@ -127,6 +127,7 @@ auth_finish(struct auth_request *req)
 	case PASSDB_OK:
 		auth_throttle_success(srv->throttle, conn_peer(s->conn));
 		s->user = xstrdup(req->user);
+		s->ustore = imap_user_ref(srv, s->user);
 		s->state = IMAP_STATE_AUTH;
 		imap_session_set_limits(s);
 		imap_session_log(s, LOG_LEVEL_INFO,
@@ -321,11 +322,15 @@ authenticate_plain(struct imap_cmd *cmd, const char *b64)
 static void
 authenticate_line(struct imap_cmd *cmd, const char *line)
 {
+	struct imap_session *s = cmd->s;
+
 	/* Back to command input for whatever follows this command. */
-	cmd->s->input_mode = IMAP_INPUT_COMMAND;
+	s->input_mode = IMAP_INPUT_COMMAND;
 	authenticate_plain(cmd, line);
-	if (!cmd->done)
-		cmd->s->waiting = true;
+	/* A reply already sent has freed cmd: only the session is safe to
+	 * look at.  Otherwise the check is running asynchronously. */
+	if (s->cmd == cmd)
+		s->waiting = true;
 }
 
 void

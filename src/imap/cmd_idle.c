@@ -56,6 +56,9 @@ idle_run(struct imap_cmd *cmd)
 	if ((ctx->running & NOTIFY_F_RESCAN) != 0)
 		(void)imap_view_sync(s->view, s, &err);
 	imap_view_update(s->view, cmd, true);
+	/* An idler needs only its view's UID list: the store's snapshot of
+	 * the mailbox is rebuilt by the next sync if a command wants it. */
+	store_mailbox_drop_snapshot(s->view->box);
 	/* The change lists were allocated from the command arena: give the
 	 * memory back now, not when IDLE ends half an hour later. */
 	arena_free(&cmd->arena);

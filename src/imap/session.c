@@ -181,28 +181,35 @@ session_free_cmd(struct imap_session *s)
 static void
 session_store_changed(void *ctx, const char *mailbox)
 {
-	struct imap_session *s = ctx;
+	struct imap_user *u = ctx;
 
-	notify_mailbox_changed(s->user, mailbox);
+	notify_mailbox_changed(u->name, mailbox);
 }
 
+/* Called by run functions, which hold s->ustore->lock. */
 int
 imap_session_store(struct imap_session *s, struct store_error *err)
 {
 	const struct config *cfg = session_cfg(s);
+	struct imap_user *u = s->ustore;
 	struct store_settings set = { 0 };
 	char *root;
-	int ret;
 
 	if (s->store != NULL)
 		return 0;
-	set.fsync_disable = !cfg->fsync;
-	root = xasprintf("%s/users/%s", cfg->data_dir, s->user);
-	ret = store_user_open(root, &set, &s->store, err);
-	free(root);
-	if (ret == 0)
-		store_user_set_change_hook(s->store, session_store_changed, s);
-	return ret;
+	ASSERT(u != NULL);
+	if (u->store == NULL) {
+		set.fsync_disable = !cfg->fsync;
+		root = xasprintf("%s/users/%s", cfg->data_dir, s->user);
+		if (store_user_open(root, &set, &u->store, err) < 0) {
+			free(root);
+			return -1;
+		}
+		free(root);
+		store_user_set_change_hook(u->store, session_store_changed, u);
+	}
+	s->store = u->store;
+	return 0;
 }
 
 /*
@@ -411,9 +418,14 @@ void
 imap_session_destroy(struct imap_session *s)
 {
 	session_free_cmd(s);
-	imap_view_free(&s->view);
-	if (s->store != NULL)
-		store_user_close(&s->store);
+	if (s->ustore != NULL) {
+		/* Another session of the user may be in a run function. */
+		uv_mutex_lock(&s->ustore->lock);
+		imap_view_free(&s->view);
+		uv_mutex_unlock(&s->ustore->lock);
+		s->store = NULL;
+		imap_user_unref(s->server, &s->ustore);
+	}
 	imap_parser_free(&s->parser);
 	imap_append_stream_detach(s);
 	free(s->user);
@@ -440,8 +452,9 @@ session_closed(void *ctx)
 	if (s->cmd != NULL && s->cmd->in_pool)
 		return;
 	/* A login in flight notices cmd->s == NULL when it completes and
-	 * frees the command itself. */
-	if (s->cmd != NULL && s->waiting) {
+	 * frees the command itself.  A command waiting for the client to
+	 * read its output (FETCH between slices) is freed with the session. */
+	if (s->cmd != NULL && s->waiting && !s->cmd->wait_drain) {
 		s->cmd->s = NULL;
 		s->cmd = NULL;
 	}

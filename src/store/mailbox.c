@@ -1489,3 +1489,11 @@ store_user_set_change_hook(struct store_user *user,
 	user->change_hook = hook;
 	user->change_ctx = ctx;
 }
+
+void
+store_mailbox_drop_snapshot(struct store_mailbox *box)
+{
+	arena_free(&box->snap_arena);
+	box->msgs = NULL;
+	box->msg_count = 0;
+}

@@ -268,6 +268,10 @@ int store_mailbox_sync(struct store_mailbox *box, struct store_error *err);
 const struct store_msg *store_mailbox_messages(struct store_mailbox *box,
     unsigned *count_r);
 
+/* Free the snapshot (until the next sync) once the caller has copied what
+ * it needs: an idling view keeps only its own UID list. */
+void store_mailbox_drop_snapshot(struct store_mailbox *box);
+
 struct store_mailbox_info {
 	const char *name;
 	uint32_t uidvalidity;

@@ -276,7 +276,11 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 	    (int)set->busy_timeout_ms : 10000);
 	snprintf(pragma, sizeof(pragma),
 	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
-	    " PRAGMA foreign_keys = ON;",
+	    " PRAGMA foreign_keys = ON;"
+	    /* One connection per user and worker stays open while the
+	     * user's sessions do: keep its page cache small (the kernel's
+	     * page cache holds the file anyway). */
+	    " PRAGMA cache_size = -256;",
 	    set->fsync_disable ? "NORMAL" : "FULL");
 	rc = sqlite3_exec(si->db, pragma, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
