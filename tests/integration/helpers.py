@@ -94,6 +94,24 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def group_pids(pgid):
+    """PIDs of the live (not zombie) processes in process group pgid,
+    read from /proc."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state, fields[2] the process group.
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            pids.append(int(p))
+    return pids
+
+
 class RawConn:
     """A raw IMAP connection reading CRLF-terminated lines.
 
@@ -420,6 +438,38 @@ class Server:
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def group_pids(self):
+        """PIDs of the live (not zombie) processes in the server's process
+        group: the master and its workers (launch() starts a new
+        session, so the group id is the master's pid)."""
+        if self.proc is None:
+            return []
+        return group_pids(self.proc.pid)
+
+    def kill_group(self, sig=signal.SIGKILL, timeout=STOP_TIMEOUT):
+        """Send sig to the master and every worker at once (killpg), as a
+        crash or the OOM killer would, and wait until none is left.
+        Returns the master's exit status (-sig).  The server can then be
+        started again on the same data_dir with launch()."""
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.returncode = self.proc.returncode
+            self._close_files()
+        # The workers were reparented when the master died; wait until
+        # they are gone too, so that nothing writes the data_dir behind
+        # the next server's back.
+        wait_until(lambda: not group_pids(pgid), timeout,
+                   what="the processes of group %d to exit" % pgid)
+        return self.returncode
 
     # --- logs
 

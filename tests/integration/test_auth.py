@@ -167,6 +167,19 @@ def test_authenticate_unknown_mechanism_is_no(server, command):
         assert tagged.startswith("b OK"), tagged
 
 
+def test_authenticate_response_too_long(server):
+    # Longer than any PLAIN message can be (and than the line limit).
+    with server.raw() as c:
+        c.send("a AUTHENTICATE PLAIN\r\n")
+        assert c.readline().startswith("+")
+        c.send("QUFB" * 5000 + "\r\n")
+        _, tagged = c.read_tagged("a")
+        assert re.match(r"a (BAD|NO) ", tagged), tagged
+        _, tagged = c.command("b", "NOOP")
+        assert tagged.startswith("b OK"), tagged
+        _assert_not_logged_in(c)
+
+
 def test_authenticate_without_mechanism_is_bad(server):
     with server.raw() as c:
         _, tagged = c.command("a", "AUTHENTICATE")
@@ -312,6 +325,23 @@ def test_credentials_never_logged(herald_server):
                    sasl_plain("bob", USERS["bob"])):
         assert secret not in log, "%r appears in the log:\n%s" % (secret,
                                                                   log)
+
+
+def test_unreadable_passwd_file_is_a_temporary_failure(herald_server):
+    srv = herald_server(auth_failure_delay_ms=0)
+    moved = srv.passwd_path + ".away"
+    os.rename(srv.passwd_path, moved)
+    try:
+        with srv.raw() as c:
+            _, tagged = c.command("a", "LOGIN alice %s" % imap_quote(ALICE))
+            # Not "wrong password": the database is unavailable.
+            assert tagged.startswith("a NO [UNAVAILABLE] "), tagged
+        srv.wait_log(r"passdb: cannot read ")
+    finally:
+        os.rename(moved, srv.passwd_path)
+    # Every worker recovers without a restart.
+    for i in range(6):
+        assert _login_result(srv, "alice", ALICE) == "OK"
 
 
 # --- herald user ... and the password file ----------------------------------

@@ -122,6 +122,30 @@ def test_check_config_rejects_bad_listen_address(herald_server):
     assert "imap_listen" in r.stderr and "99999" in r.stderr, r.stderr
 
 
+def test_check_config_needs_a_listener(herald_server):
+    srv = herald_server(start=False, imap_listen="", imaps_listen="")
+    r = srv.herald("check-config")
+    assert r.returncode == 1, r.stderr
+    assert "listen" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("off", ["imap_listen", "imaps_listen"])
+def test_one_listener_off(herald_server, off):
+    import socket
+    srv = herald_server(**{off: ""})
+    tls = off == "imap_listen"
+    with srv.login("alice", kind="tls" if tls else "plain") as c:
+        _, tagged = c.command("n", "NOOP")
+        assert tagged.startswith("n OK"), tagged
+    port = srv.imap_port if tls else srv.imaps_port
+    s = socket.socket()
+    try:
+        s.settimeout(2)
+        assert s.connect_ex((HOST, port)) != 0, "%s still listens" % off
+    finally:
+        s.close()
+
+
 def test_check_config_missing_file(tmp_path):
     srv = Server(tmp_path / "srv")
     r = srv.herald("check-config", "-c", str(tmp_path / "nope.conf"),
@@ -173,6 +197,8 @@ def _bad_commands_until_bye(srv, n):
 def test_sighup_reloads_configuration(herald_server):
     srv = herald_server(max_bad_commands=20)
     assert _bad_commands_until_bye(srv, 3) is False
+    # Sessions open across the reload keep working.
+    open_sessions = [srv.login("alice") for _ in range(4)]
     start = len(srv.log())
     srv.write_config(max_bad_commands=2)
     srv.kill(signal.SIGHUP)
@@ -182,6 +208,10 @@ def test_sighup_reloads_configuration(herald_server):
     # Both workers apply it (connections are spread over them).
     for _ in range(6):
         assert _bad_commands_until_bye(srv, 3) is True
+    for c in open_sessions:
+        with c:
+            _, tagged = c.command("n", "NOOP")
+            assert tagged.startswith("n OK"), tagged
 
     # A broken file is refused and the running config stays.
     start = len(srv.log())
