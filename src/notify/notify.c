@@ -61,6 +61,18 @@ struct queued {
 	char key[];
 };
 
+/* A datagram a peer could not take (its queue was full): sent again from
+ * a short timer, so that no wake-up is lost. */
+struct retry {
+	struct retry *next;
+	char *peer;
+	size_t len;
+	char msg[];
+};
+
+#define NOTIFY_RETRY_MS 2
+#define NOTIFY_RETRY_MAX 100000
+
 static struct {
 	bool inited;
 	uv_loop_t *loop;
@@ -72,6 +84,9 @@ static struct {
 	uv_poll_t ino_poll;
 	uv_async_t async;
 	uv_timer_t poll_timer;
+	uv_timer_t retry_timer;
+	struct retry *retries;
+	unsigned nretries;
 	pthread_mutex_t lock;
 	struct queued *queue, **queue_tail;
 
@@ -345,6 +360,79 @@ peers_refresh(const char *run_dir, bool force)
 		hub.peers = xcalloc(1, sizeof(*hub.peers));
 }
 
+static void retry_timer_cb(uv_timer_t *t);
+
+/* Keep a datagram for peer to send again; duplicates are dropped. */
+static void
+retry_add(const char *peer, const char *msg, size_t len)
+{
+	struct retry *r;
+
+	for (r = hub.retries; r != NULL; r = r->next)
+		if (r->len == len && strcmp(r->peer, peer) == 0 &&
+		    memcmp(r->msg, msg, len) == 0)
+			return;
+	if (hub.nretries >= NOTIFY_RETRY_MAX) {
+		log_warnx("notify: %u wake-ups waiting for slow peers: "
+		    "dropping one for %s", hub.nretries, peer);
+		return;
+	}
+	r = xmalloc(sizeof(*r) + len);
+	r->peer = xstrdup(peer);
+	r->len = len;
+	memcpy(r->msg, msg, len);
+	r->next = hub.retries;
+	hub.retries = r;
+	hub.nretries++;
+	if (hub.inited && !uv_is_active((uv_handle_t *)&hub.retry_timer))
+		uv_timer_start(&hub.retry_timer, retry_timer_cb,
+		    NOTIFY_RETRY_MS, 0);
+}
+
+/* Send one datagram; 1 sent, 0 try again later, -1 peer gone. */
+static int
+bus_send_one(int fd, const char *peer, const char *msg, size_t len)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	if (strlen(peer) >= sizeof(sun.sun_path))
+		return -1;
+	strcpy(sun.sun_path, peer);
+	if (sendto(fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, sizeof(sun)) == (ssize_t)len) {
+		hub.stats.bus_sent++;
+		return 1;
+	}
+	if (errno == ECONNREFUSED || errno == ENOENT)
+		return -1;
+	return 0;
+}
+
+static void
+retry_timer_cb(uv_timer_t *t)
+{
+	struct retry *r = hub.retries, *next;
+
+	hub.retries = NULL;
+	hub.nretries = 0;
+	for (; r != NULL; r = next) {
+		int ret = bus_send_one(hub.bus_fd, r->peer, r->msg, r->len);
+
+		next = r->next;
+		if (ret == 0) {
+			r->next = hub.retries;
+			hub.retries = r;
+			hub.nretries++;
+			continue;
+		}
+		free(r->peer);
+		free(r);
+	}
+	if (hub.retries != NULL)
+		uv_timer_start(&hub.retry_timer, retry_timer_cb,
+		    NOTIFY_RETRY_MS, 0);
+}
+
 static void
 bus_send(int fd, const char *run_dir, const char *key, size_t keylen)
 {
@@ -359,23 +447,25 @@ bus_send(int fd, const char *run_dir, const char *key, size_t keylen)
 	msg[len - 1] = '\0';
 	peers_refresh(run_dir, false);
 	for (unsigned i = 0; i < hub.npeers; i++) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int ret = bus_send_one(fd, hub.peers[i], msg, len);
 
-		if (strlen(hub.peers[i]) >= sizeof(sun.sun_path))
-			continue;
-		strcpy(sun.sun_path, hub.peers[i]);
-		if (sendto(fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-		    (struct sockaddr *)&sun, sizeof(sun)) == (ssize_t)len) {
-			hub.stats.bus_sent++;
-			continue;
-		}
-		if (errno == ECONNREFUSED || errno == ENOENT) {
+		if (ret < 0) {
 			/* Its process is gone. */
 			unlink(hub.peers[i]);
 			stale = true;
-		} else if (errno == EAGAIN || errno == ENOBUFS) {
-			log_warnx("notify: peer %s is not reading: wake-up "
-			    "dropped", hub.peers[i]);
+		} else if (ret == 0) {
+			/* The peer's queue is full: it is busy, not gone.
+			 * A process with a loop sends again shortly; a
+			 * one-shot sender (herald deliver) waits a little. */
+			if (hub.inited) {
+				retry_add(hub.peers[i], msg, len);
+			} else {
+				for (int t = 0; t < 100 && ret == 0; t++) {
+					usleep(1000);
+					ret = bus_send_one(fd, hub.peers[i],
+					    msg, len);
+				}
+			}
 		}
 	}
 	if (stale)
@@ -395,10 +485,21 @@ async_cb(uv_async_t *h)
 	pthread_mutex_unlock(&hub.lock);
 	while (q != NULL) {
 		struct queued *next = q->next;
+		bool dup = false;
 
-		hub.stats.local++;
-		fanout(q->key, q->keylen);
-		bus_send(hub.bus_fd, hub.run_dir, q->key, q->keylen);
+		unsigned look = 0;
+
+		/* A burst of commits to one mailbox needs one wake-up: skip
+		 * a key queued again shortly after (bounded look-ahead). */
+		for (struct queued *o = next; o != NULL && !dup &&
+		    look < 16; o = o->next, look++)
+			dup = o->keylen == q->keylen &&
+			    memcmp(o->key, q->key, q->keylen) == 0;
+		if (!dup) {
+			hub.stats.local++;
+			fanout(q->key, q->keylen);
+			bus_send(hub.bus_fd, hub.run_dir, q->key, q->keylen);
+		}
 		free(q);
 		q = next;
 	}
@@ -537,8 +638,12 @@ notify_init(uv_loop_t *loop, const char *run_dir, char **error_r)
 		*error_r = xasprintf("socket: %s", strerror(errno));
 		return -1;
 	}
-	(void)setsockopt(hub.bus_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-	    sizeof(rcvbuf));
+	/* A deep queue absorbs bursts; past net.core.rmem_max only a
+	 * privileged process may go (SO_RCVBUFFORCE), else take the cap. */
+	if (setsockopt(hub.bus_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+	    sizeof(rcvbuf)) < 0)
+		(void)setsockopt(hub.bus_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf));
 	unlink(hub.sock_path);
 	if (bind(hub.bus_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		*error_r = xasprintf("bind %s: %s", hub.sock_path,
@@ -562,6 +667,8 @@ notify_init(uv_loop_t *loop, const char *run_dir, char **error_r)
 	}
 	uv_timer_init(loop, &hub.poll_timer);
 	uv_unref((uv_handle_t *)&hub.poll_timer);
+	uv_timer_init(loop, &hub.retry_timer);
+	uv_unref((uv_handle_t *)&hub.retry_timer);
 	table_grow();
 	hub.inited = true;
 	return 0;
@@ -581,6 +688,14 @@ notify_deinit(void)
 		close(hub.ino_fd);
 	}
 	uv_timer_stop(&hub.poll_timer);
+	uv_timer_stop(&hub.retry_timer);
+	while (hub.retries != NULL) {
+		struct retry *r = hub.retries;
+
+		hub.retries = r->next;
+		free(r->peer);
+		free(r);
+	}
 	peers_free();
 }
 
