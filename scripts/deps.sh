@@ -7,7 +7,14 @@ set -eu
 build_pkgs="build-essential cmake pkg-config libuv1-dev libssl-dev
 libsqlite3-dev zlib1g-dev libcrypt-dev libutf8proc-dev openssl"
 test_pkgs="libcmocka-dev python3 python3-pytest curl clang
-libclang-rt-14-dev dovecot-imapd dovecot-lmtpd"
+libclang-rt-14-dev dovecot-imapd dovecot-lmtpd isync"
+# The imapflow client tests (tests/clients/imapflow) need node and npm.  A
+# node from elsewhere (e.g. NodeSource, whose nodejs package bundles npm and
+# conflicts with Debian's npm) is used as it is; otherwise Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1
+then
+	test_pkgs="$test_pkgs nodejs npm"
+fi
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;

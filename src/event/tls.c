@@ -105,7 +105,11 @@ write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
 	int fd, ok;
 	FILE *f;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* Never through a link someone left at the temporary name: root
+	 * writes here at start, in a directory the service user may own. */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
 	if (fd < 0) {
 		free(tmp);
 		return -1;

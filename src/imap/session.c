@@ -298,6 +298,7 @@ session_dispatch(struct imap_session *s)
 			    "Already authenticated.");
 		return;
 	}
+	session_touch(s);
 	imap_session_log(s, LOG_LEVEL_DEBUG, "command tag=%s name=%s",
 	    cmd->tag, name);
 	def->handler(cmd);
@@ -313,7 +314,8 @@ session_input(void *ctx, const char *data, size_t len)
 	struct imap_session *s = ctx;
 	size_t pos = 0;
 
-	session_touch(s);
+	/* The inactivity timer restarts when a command arrives, not on any
+	 * byte: a client trickling a byte a second must still time out. */
 	while (pos < len) {
 		enum imap_parse_result ret;
 		size_t used = 0;

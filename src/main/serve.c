@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -300,9 +301,19 @@ master_tls(struct master *m, char **error_r)
 		char *dir = dir_of(def_cert);
 		bool created;
 
+		struct stat st;
+
 		if (mkdir_p(dir, 0700) < 0) {
 			*error_r = xasprintf("cannot create %s: %s", dir,
 			    strerror(errno));
+			free(dir);
+			goto out;
+		}
+		/* Root writes the key here: refuse a link to elsewhere. */
+		if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    (st.st_uid != geteuid() && st.st_uid != 0)) {
+			*error_r = xasprintf("%s must be a directory owned "
+			    "by root or by the user running herald", dir);
 			free(dir);
 			goto out;
 		}
@@ -376,8 +387,9 @@ master_demo_user(struct master *m)
 			goto out;
 		}
 		free(hash);
-		fd = open(pwfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
+		(void)unlink(pwfile);
+		fd = open(pwfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			(void)!write(fd, password, 16);
 			(void)!write(fd, "\n", 1);
@@ -400,6 +412,97 @@ master_demo_user(struct master *m)
 out:
 	explicit_bzero(password, sizeof(password));
 	free(pwfile);
+}
+
+/*
+ * chown one path to uid:gid as root without following a symbolic link:
+ * data_dir belongs to the service account, which could otherwise point a
+ * link at /etc/shadow and have root hand it over.  A missing path is fine.
+ */
+static int
+chown_nofollow(const char *path, uid_t uid, gid_t gid, bool dir,
+    char **error_r)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    (dir ? O_DIRECTORY : 0));
+	struct stat st;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = xasprintf("%s: %s (a symbolic link is refused)",
+		    path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_uid != uid || st.st_gid != gid) &&
+	    fchown(fd, uid, gid) < 0) {
+		*error_r = xasprintf("chown %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* nftw() has no context argument. */
+static uid_t walk_uid;
+static gid_t walk_gid;
+static const char *walk_skip;
+
+static int
+walk_chown(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	if (walk_skip != NULL && strcmp(path, walk_skip) == 0)
+		return FTW_SKIP_SUBTREE;
+	if (type == FTW_SL || (st->st_uid == walk_uid &&
+	    st->st_gid == walk_gid))
+		return FTW_CONTINUE;
+	if (lchown(path, walk_uid, walk_gid) < 0)
+		log_warn("chown %s", path);
+	return FTW_CONTINUE;
+}
+
+/*
+ * Hand data_dir to the service account.  The first time (data_dir still
+ * owned by someone else, e.g. after running as root) everything under it
+ * is walked, links not followed, tls/ left to root; later only the top
+ * entries are checked, so a start stays cheap with millions of messages.
+ */
+static int
+give_data_dir(const struct config *cfg, uid_t uid, gid_t gid,
+    char **error_r)
+{
+	static const char *const subdirs[] = { "run", "tmp", "users" };
+	struct stat st;
+	char *tls;
+
+	if (lstat(cfg->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		*error_r = xasprintf("%s: not a directory", cfg->data_dir);
+		return -1;
+	}
+	if (st.st_uid != uid) {
+		tls = xasprintf("%s/tls", cfg->data_dir);
+		walk_uid = uid;
+		walk_gid = gid;
+		walk_skip = tls;
+		if (nftw(cfg->data_dir, walk_chown, 64,
+		    FTW_PHYS | FTW_ACTIONRETVAL) < 0)
+			log_warn("walking %s", cfg->data_dir);
+		walk_skip = NULL;
+		free(tls);
+	}
+	if (chown_nofollow(cfg->data_dir, uid, gid, true, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		char *p = xasprintf("%s/%s", cfg->data_dir, subdirs[i]);
+		int r = chown_nofollow(p, uid, gid, true, error_r);
+
+		free(p);
+		if (r < 0)
+			return -1;
+	}
+	return chown_nofollow(cfg->passwd_file, uid, gid, false, error_r);
 }
 
 static int
@@ -425,13 +528,8 @@ master_drop_privileges(struct master *m, char **error_r)
 		return -1;
 	}
 	/* The account must be able to use its data and read passwords. */
-	if (chown(cfg->data_dir, pw->pw_uid, pw->pw_gid) < 0 ||
-	    (access(cfg->passwd_file, F_OK) == 0 &&
-	    chown(cfg->passwd_file, pw->pw_uid, pw->pw_gid) < 0)) {
-		*error_r = xasprintf("chown for %s: %s", cfg->user,
-		    strerror(errno));
+	if (give_data_dir(cfg, pw->pw_uid, pw->pw_gid, error_r) < 0)
 		return -1;
-	}
 	if (setgroups(1, &pw->pw_gid) < 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {

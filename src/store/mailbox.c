@@ -440,7 +440,7 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 	unsigned nmsgs, nents, nunk = 0;
 	uint64_t modseq;
 	bool *seen, changed = false, missing = false, renamed = false;
-	uint32_t next_uid, limit, floor_uid;
+	uint32_t next_uid, limit, floor_uid, kept_max;
 	struct arena arena;
 	int ret = -1;
 
@@ -544,6 +544,7 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 	limit = box->mb.rebuild == STORE_REBUILD_ANY ? 0x7fffffffu :
 	    box->mb.uid_reserved;
 	next_uid = box->mb.uidnext;
+	kept_max = 0;
 	if (nunk > 1)
 		qsort(unk, nunk, sizeof(*unk), cmp_unknown_uid);
 	for (unsigned i = 0; i < nunk; i++) {
@@ -556,12 +557,18 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 		unk[i].uid = u;
 		if (u >= next_uid)
 			next_uid = u + 1;
+		if (u > kept_max)
+			kept_max = u;
 	}
 	if (nunk > 1)
 		qsort(unk, nunk, sizeof(*unk), cmp_unknown_arrival);
+	/* After a rebuild, files that kept their UID may have been shown
+	 * to a client before: they are not \Recent.  Messages the index
+	 * already holds (appended since the mailbox was indexed) and files
+	 * that get new UIDs are. */
 	if (box->mb.rebuild != STORE_REBUILD_NONE &&
-	    box->mb.first_recent_uid < next_uid)
-		box->mb.first_recent_uid = next_uid;
+	    box->mb.first_recent_uid <= kept_max)
+		box->mb.first_recent_uid = kept_max + 1;
 	for (unsigned i = 0; i < nunk; i++)
 		if (unk[i].uid == 0)
 			unk[i].uid = next_uid++;
