@@ -185,6 +185,8 @@ static const struct option options[] = {
 	    "longest IDLE before the server ends it"),
 	O_DURATION(idle_poll_interval, "30", 0, 86400,
 	    "seconds between mtime checks of watched folders; 0 = off"),
+	O_DURATION(idle_release, "10", 0, 86400,
+	    "close an idling user's index after this quiet; 0 = never"),
 };
 
 static const struct option *

@@ -84,6 +84,8 @@ struct config {
 	unsigned idle_max;		/* 1800 s */
 	unsigned idle_poll_interval;	/* 30 s: mtime poll where inotify is
 					   blind; 0 = off */
+	unsigned idle_release;		/* 10 s: close the store of a user
+					   whose sessions all idle; 0 = never */
 
 	/* Where the config came from ("" = embedded defaults). */
 	char *source;

@@ -35,6 +35,7 @@ struct idle_ctx {
 	unsigned pending;	/* wake flags not yet handled */
 	unsigned running;	/* flags of the run in flight */
 	bool done:1;		/* DONE (or a bad line) received */
+	bool counted:1;		/* in the user's idlers */
 	bool bad:1;
 };
 
@@ -51,7 +52,7 @@ idle_run(struct imap_cmd *cmd)
 	struct idle_ctx *ctx = cmd->ctx;
 	struct store_error err;
 
-	if (s->view == NULL)
+	if (s->view == NULL || s->view->box == NULL)
 		return IMAP_RUN_WAIT;
 	if ((ctx->running & NOTIFY_F_RESCAN) != 0)
 		(void)imap_view_sync(s->view, s, &err);
@@ -121,6 +122,10 @@ idle_line(struct imap_cmd *cmd, const char *line)
 	ctx->done = true;
 	ctx->bad = strcasecmp(line, "DONE") != 0;
 	notify_watch_remove(&ctx->watch);
+	if (ctx->counted) {
+		s->ustore->idlers--;
+		ctx->counted = false;
+	}
 	s->idling = false;
 	if (cmd->in_pool) {
 		/* Finish once the run in flight is back; hold later
@@ -137,6 +142,8 @@ idle_cleanup(struct imap_cmd *cmd)
 	struct idle_ctx *ctx = cmd->ctx;
 
 	notify_watch_remove(&ctx->watch);
+	if (ctx->counted && cmd->s != NULL && cmd->s->ustore != NULL)
+		cmd->s->ustore->idlers--;
 	free(ctx);
 	cmd->ctx = NULL;
 	if (cmd->s != NULL) {
@@ -223,12 +230,13 @@ cmd_idle(struct imap_cmd *cmd)
 	s->idling = true;
 	imap_session_read_lines(s, idle_line);
 	imap_idle_arm_timer(s);
+	if (s->ustore != NULL) {
+		s->ustore->idlers++;
+		ctx->counted = true;
+	}
 	if (s->view != NULL) {
-		struct store_mailbox_info info;
-
-		store_mailbox_get_info(s->view->box, &info);
 		ctx->watch = notify_watch_add(s->user, s->view->name,
-		    info.path, idle_wake, cmd);
+		    s->view->path, idle_wake, cmd);
 		/* Report what changed between the last command and the
 		 * watch being in place. */
 		ctx->pending = NOTIFY_F_CHANGED;

@@ -14,6 +14,7 @@
 
 struct select_ctx {
 	char name[STORE_NAME_MAX + 1];
+	const char *name_error;	/* the name was invalid: say so */
 	bool readonly;
 };
 
@@ -31,6 +32,10 @@ select_run(struct imap_cmd *cmd)
 		imap_view_free(&s->view);
 		s->state = IMAP_STATE_AUTH;
 		imap_cmd_printf(cmd, "* OK [CLOSED] Previous mailbox closed.");
+	}
+	if (ctx->name_error != NULL) {
+		imap_cmd_result(cmd, "NO", "[CANNOT]", "%s", ctx->name_error);
+		return IMAP_RUN_DONE;
 	}
 	if (imap_session_store(s, &err) < 0 ||
 	    imap_view_open(s, ctx->name, ctx->readonly, cmd, &view,
@@ -58,17 +63,10 @@ select_common(struct imap_cmd *cmd, bool readonly)
 	}
 	ctx = arena_alloc(&cmd->arena, sizeof(*ctx));
 	ctx->readonly = readonly;
-	if (imap_mailbox_name(arg, ctx->name, &error) < 0) {
-		/* The previous mailbox is closed even when SELECT fails. */
-		if (cmd->s->view != NULL) {
-			imap_view_free(&cmd->s->view);
-			cmd->s->state = IMAP_STATE_AUTH;
-			imap_session_printf(cmd->s,
-			    "* OK [CLOSED] Previous mailbox closed.");
-		}
-		imap_cmd_reply(cmd, "NO", "[CANNOT]", "%s", error);
-		return;
-	}
+	/* Even with an invalid name the previous mailbox is closed, which
+	 * the run function does under the user's lock. */
+	if (imap_mailbox_name(arg, ctx->name, &error) < 0)
+		ctx->name_error = error;
 	cmd->ctx = ctx;
 	imap_cmd_run(cmd, select_run);
 }

@@ -204,8 +204,23 @@ cmd_work_cb(uv_work_t *work)
 
 	/* The user's store is shared by the user's sessions in this worker
 	 * and may be used by one thread at a time. */
-	if (s->ustore != NULL)
+	if (s->ustore != NULL) {
+		struct store_error err;
+
 		uv_mutex_lock(&s->ustore->lock);
+		/* The store may have been released while the user idled:
+		 * open it (and the selected mailbox) again. */
+		if (s->store != NULL || s->view != NULL) {
+			if (imap_session_store(s, &err) < 0 ||
+			    (s->view != NULL &&
+			    imap_view_reopen(s->view, s, &err) < 0)) {
+				imap_cmd_store_error(cmd, &err);
+				uv_mutex_unlock(&s->ustore->lock);
+				cmd->run_result = IMAP_RUN_DONE;
+				return;
+			}
+		}
+	}
 	r = cmd->run(cmd);
 	if (r == IMAP_RUN_DONE) {
 		if (cmd->reply_status == NULL)
@@ -247,6 +262,8 @@ cmd_after_work_cb(uv_work_t *work, int status)
 	const char *bye;
 
 	cmd->in_pool = false;
+	if (s->ustore != NULL)
+		s->ustore->last_used = uv_now(worker_loop(s->server->worker));
 	if (s->closed) {
 		imap_session_destroy(s);
 		return;

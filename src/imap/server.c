@@ -5,11 +5,13 @@
 #include "config/config.h"
 #include "core/xmalloc.h"
 #include "event/worker.h"
+#include "imap/view.h"
 #include "imap/session.h"
 #include "store/store.h"
 
 #include "log/log.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,6 +29,9 @@ imap_server_new(struct worker *w, void *tls_ctx)
 	srv->tls_ctx = tls_ctx;
 	srv->passdb = passdb_new(cfg->passwd_file);
 	srv->passwd_path = xstrdup(cfg->passwd_file);
+	uv_timer_init(worker_loop(w), &srv->release_timer);
+	srv->release_timer.data = srv;
+	uv_unref((uv_handle_t *)&srv->release_timer);
 	srv->throttle = auth_throttle_new(cfg->auth_throttle_failures,
 	    cfg->auth_throttle_window, cfg->auth_throttle_delay_max,
 	    IMAP_THROTTLE_ENTRIES);
@@ -113,17 +118,27 @@ imap_user_ref(struct imap_server *srv, const char *name)
 	return u;
 }
 
+static void user_free(struct imap_server *srv, struct imap_user *u);
+
 void
 imap_user_unref(struct imap_server *srv, struct imap_user **up)
 {
-	struct imap_user *u = *up, **pp;
+	struct imap_user *u = *up;
 
 	if (u == NULL)
 		return;
 	*up = NULL;
 	ASSERT(u->refs > 0);
-	if (--u->refs > 0)
+	if (--u->refs > 0 || u->jobs > 0)
 		return;
+	user_free(srv, u);
+}
+
+static void
+user_free(struct imap_server *srv, struct imap_user *u)
+{
+	struct imap_user **pp;
+
 	pp = &srv->users[user_hash(u->name, srv->users_size)];
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == u) {
@@ -137,4 +152,104 @@ imap_user_unref(struct imap_server *srv, struct imap_user **up)
 	uv_mutex_destroy(&u->lock);
 	free(u->name);
 	free(u);
+}
+
+/*
+ * Releasing idle users' stores.  A user whose sessions all idle keeps a
+ * SQLite connection (three file descriptors and its cache) and an open
+ * mailbox per view for nothing: after `idle_release` seconds without a
+ * run, a job on the thread pool closes them under the user's lock.  The
+ * next run of any of the user's sessions opens them again
+ * (cmd_work_cb()), which is what lets one worker hold tens of thousands
+ * of idling users within its file descriptor limit.
+ */
+static unsigned job_count_in_flight;
+
+struct release_job {
+	uv_work_t work;
+	struct imap_server *srv;
+	struct imap_user *u;
+};
+
+static void
+release_work_cb(uv_work_t *work)
+{
+	struct release_job *job = work->data;
+	struct imap_user *u = job->u;
+
+	uv_mutex_lock(&u->lock);
+	/* Re-checked under the lock: a session that left IDLE since waits
+	 * for the lock and reopens what it needs. */
+	if (u->store != NULL && u->idlers == (unsigned)u->refs) {
+		for (struct imap_view *v = u->views; v != NULL; v = v->unext)
+			if (v->box != NULL)
+				store_mailbox_close(&v->box);
+		store_user_close(&u->store);
+	}
+	uv_mutex_unlock(&u->lock);
+}
+
+static void
+release_after_cb(uv_work_t *work, int status)
+{
+	struct release_job *job = work->data;
+	struct imap_user *u = job->u;
+
+	if (--u->jobs == 0 && u->refs == 0)
+		user_free(job->srv, u);
+	free(job);
+	/* Give what the closed connections used back to the system once a
+	 * sweep's jobs are done (glibc keeps freed memory otherwise). */
+	if (--job_count_in_flight == 0)
+		malloc_trim(0);
+}
+
+static void
+release_timer_cb(uv_timer_t *t)
+{
+	struct imap_server *srv = t->data;
+	uint64_t now = uv_now(worker_loop(srv->worker));
+	uint64_t quiet = (uint64_t)srv->release_after * 1000;
+
+	for (unsigned i = 0; i < srv->users_size; i++) {
+		for (struct imap_user *u = srv->users[i]; u != NULL;
+		    u = u->next) {
+			struct release_job *job;
+
+			/* Reading u->store unlocked is only a hint. */
+			if (u->jobs > 0 || u->refs == 0 ||
+			    u->idlers != (unsigned)u->refs ||
+			    now - u->last_used < quiet ||
+			    __atomic_load_n(&u->store, __ATOMIC_RELAXED) ==
+			    NULL)
+				continue;
+			job = xmalloc(sizeof(*job));
+			job->srv = srv;
+			job->u = u;
+			job->work.data = job;
+			u->jobs++;
+			job_count_in_flight++;
+			if (uv_queue_work(worker_loop(srv->worker),
+			    &job->work, release_work_cb,
+			    release_after_cb) != 0) {
+				u->jobs--;
+				job_count_in_flight--;
+				free(job);
+			}
+		}
+	}
+}
+
+void
+imap_server_start_release(struct imap_server *srv, unsigned seconds)
+{
+	srv->release_after = seconds;
+	if (seconds == 0) {
+		uv_timer_stop(&srv->release_timer);
+		return;
+	}
+	/* Check a few times per period so a user goes within about
+	 * 1.25 periods of its last activity. */
+	uv_timer_start(&srv->release_timer, release_timer_cb,
+	    (uint64_t)seconds * 250, (uint64_t)seconds * 250);
 }

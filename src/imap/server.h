@@ -7,6 +7,7 @@
 #define HERALD_IMAP_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct worker;
@@ -23,12 +24,18 @@ struct sockaddr;
  * thousands of idlers.  A store_user may be used by one thread at a time,
  * so every run function of a session holds `lock` while it runs.
  */
+struct imap_view;
+
 struct imap_user {
 	struct imap_user *next;		/* hash chain */
 	char *name;
-	int refs;
+	int refs;			/* sessions */
 	uv_mutex_t lock;
 	struct store_user *store;	/* opened on first use, under lock */
+	struct imap_view *views;	/* the sessions' views, under lock */
+	_Atomic unsigned idlers;	/* sessions in IDLE (loop thread) */
+	uint64_t last_used;		/* uv_now() after the last run */
+	unsigned jobs;			/* release jobs in flight */
 };
 
 struct imap_server {
@@ -41,7 +48,13 @@ struct imap_server {
 	unsigned session_count;
 	struct imap_user **users;	/* hash by name */
 	unsigned users_size, user_count;
+	uv_timer_t release_timer;	/* closes idle users' stores */
+	unsigned release_after;		/* seconds of quiet; 0 = never */
 };
+
+/* Close the stores of users whose sessions all idled for `seconds`
+ * (config idle_release; 0 = never). */
+void imap_server_start_release(struct imap_server *srv, unsigned seconds);
 
 /* The shared store entry of user (loop thread); one reference. */
 struct imap_user *imap_user_ref(struct imap_server *srv, const char *name);

@@ -195,9 +195,9 @@ imap_session_store(struct imap_session *s, struct store_error *err)
 	struct store_settings set = { 0 };
 	char *root;
 
-	if (s->store != NULL)
-		return 0;
 	ASSERT(u != NULL);
+	/* u->store may have been released and reopened since s->store was
+	 * set: always take it from the user. */
 	if (u->store == NULL) {
 		set.fsync_disable = !cfg->fsync;
 		root = xasprintf("%s/users/%s", cfg->data_dir, s->user);

@@ -5,6 +5,7 @@
 #include "imap/commands.h"
 #include "imap/mutf7.h"
 #include "imap/seqset.h"
+#include "imap/server.h"
 #include "imap/session.h"
 
 #include <stdlib.h>
@@ -281,6 +282,12 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	}
 	store_mailbox_get_info(v->box, &info);
 	v->name = xstrdup(info.name);
+	v->path = xstrdup(info.path);
+	v->owner = s->ustore;
+	v->unext = s->ustore->views;
+	if (v->unext != NULL)
+		v->unext->uprev = v;
+	s->ustore->views = v;
 	v->readonly = readonly || info.readonly;
 	v->modseq = info.highestmodseq;
 	v->uidvalidity = info.uidvalidity;
@@ -316,12 +323,34 @@ imap_view_free(struct imap_view **vp)
 	if (v == NULL)
 		return;
 	*vp = NULL;
-	store_mailbox_close(&v->box);
+	if (v->owner != NULL) {
+		if (v->uprev != NULL)
+			v->uprev->unext = v->unext;
+		else
+			v->owner->views = v->unext;
+		if (v->unext != NULL)
+			v->unext->uprev = v->uprev;
+	}
+	if (v->box != NULL)
+		store_mailbox_close(&v->box);
 	free(v->name);
+	free(v->path);
 	free(v->uids);
 	free(v->pending);
 	free(v->sent_modseqs);
 	free(v);
+}
+
+int
+imap_view_reopen(struct imap_view *v, struct imap_session *s,
+    struct store_error *err)
+{
+	if (v->box != NULL)
+		return 0;
+	/* The messages this view had claimed as \Recent are not marked
+	 * in FETCH after this; the RECENT count stays right. */
+	return store_mailbox_open(s->store, v->name,
+	    v->readonly ? STORE_OPEN_READONLY : 0, &v->box, err);
 }
 
 int

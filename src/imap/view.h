@@ -20,8 +20,12 @@ struct imap_cmd;
 struct imap_session;
 
 struct imap_view {
-	struct store_mailbox *box;
+	struct store_mailbox *box;	/* NULL while the user's store is
+					   released (imap_user_release()) */
+	struct imap_view *unext, *uprev;	/* imap_user's views */
+	struct imap_user *owner;
 	char *name;		/* canonical UTF-8 name */
+	char *path;		/* folder directory (for the loop thread) */
 	bool readonly;
 	uint32_t *uids;		/* sequence number i + 1 is uids[i] */
 	unsigned count, cap;
@@ -42,7 +46,11 @@ struct imap_view {
  */
 int imap_view_open(struct imap_session *s, const char *name, bool readonly,
     struct imap_cmd *cmd, struct imap_view **view_r, struct store_error *err);
+/* Free the view; with the owner's lock held. */
 void imap_view_free(struct imap_view **view);
+/* Open the view's mailbox again after a release: 0 or -1 with *err. */
+int imap_view_reopen(struct imap_view *view, struct imap_session *s,
+    struct store_error *err);
 
 /* Look at the Maildir again (NOOP, CHECK, IDLE): 0 or -1. */
 int imap_view_sync(struct imap_view *view, struct imap_session *s,

@@ -61,6 +61,8 @@ worker_sighup_cb(uv_signal_t *h, int signum)
 	log_set_level(cfg->log_level);
 	worker_set_config(wp->w, cfg);
 	imap_server_reconfigure(wp->imap);
+	notify_set_poll_interval(cfg->idle_poll_interval);
+	imap_server_start_release(wp->imap, cfg->idle_release);
 	log_info("configuration reloaded");
 }
 
@@ -97,6 +99,7 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 			fatalx("notify: %s", error);
 		free(run_dir);
 		notify_set_poll_interval(cfg->idle_poll_interval);
+		imap_server_start_release(wp.imap, cfg->idle_release);
 		worker_on_tick(wp.w, worker_proc_tick, NULL);
 	}
 	uv_signal_init(worker_loop(wp.w), &wp.sighup);

@@ -314,3 +314,58 @@ def test_herald_deliver_reaches_idler(server):
         assert r.returncode == 0, r.stderr
         line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
         assert line == "* %d EXISTS" % (n + 1)
+
+
+def index_fds(srv):
+    """Open file descriptors on users' index files, over all workers."""
+    n = 0
+    for pid in srv.group_pids():
+        if pid == srv.pid:
+            continue
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if "/index.sqlite" in target:
+                n += 1
+    return n
+
+
+@pytest.mark.timeout_s(40)
+def test_idle_users_release_their_index_and_still_hear_changes(herald_server):
+    import smtplib
+    srv = herald_server(idle_release="1", fsync="no")
+    conns = [srv.login("alice"), srv.login("bob")]
+    try:
+        counts = [select(c) for c in conns]
+        for c in conns:
+            start_idle(c)
+        assert index_fds(srv) > 0
+        # Quiet for a while: both users' indexes are closed.
+        wait_until(lambda: index_fds(srv) == 0, 10,
+                   what="index files closed")
+        # A delivery still reaches both idlers (the index is reopened).
+        lmtp = smtplib.LMTP("127.0.0.1", srv.lmtp_port, timeout=10)
+        lmtp.sendmail("sender@example.org",
+                      ["alice@example.org", "bob@example.org"],
+                      MESSAGE % ("released", "released"))
+        lmtp.quit()
+        for c, n in zip(conns, counts):
+            line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
+            assert line == "* %d EXISTS" % (n + 1)
+        # And a command after IDLE works on the reopened mailbox.
+        for c, n in zip(conns, counts):
+            c.send("DONE\r\n")
+            read_until(c, lambda l: l.startswith("I1 OK"))
+            untagged, tagged = c.command("F1", "FETCH %d (FLAGS)" % (n + 1))
+            assert tagged.startswith("F1 OK"), tagged
+            assert any(l.startswith("* %d FETCH (FLAGS (" % (n + 1))
+                       for l in untagged), untagged
+    finally:
+        for c in conns:
+            c.close()

@@ -273,7 +273,8 @@ test_dump_defaults(void **state)
 	    "shutdown_timeout = 10s\n"
 	    "idle_keepalive = 2m\n"
 	    "idle_max = 30m\n"
-	    "idle_poll_interval = 30s\n");
+	    "idle_poll_interval = 30s\n"
+	    "idle_release = 10s\n");
 	free(text);
 	config_free(&cfg);
 }
