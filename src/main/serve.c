@@ -101,6 +101,40 @@ dir_of(const char *path)
 	return d;
 }
 
+/*
+ * SO_REUSEPORT lets any process of the same user join a listening group,
+ * so a second herald (or anything else) on the same port would silently
+ * share the connections.  A plain bind first tells whether the address is
+ * taken.
+ */
+static bool
+address_in_use(const char *addr, char **error_r)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+	bool used = false;
+
+	if (config_parse_listen(addr, &ss, error_r) < 0)
+		return true;
+	sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 && errno == EADDRINUSE) {
+		*error_r = xasprintf("cannot listen on %s: address already "
+		    "in use (is another server running?)", addr);
+		used = true;
+	}
+	close(fd);
+	return used;
+}
+
 static int
 open_listener(const char *addr, char **error_r)
 {
@@ -262,6 +296,8 @@ master_bind(struct master *m, char **error_r)
 			    labels[m->kinds[a]]);
 			continue;
 		}
+		if (address_in_use(addrs[a], error_r))
+			goto fail;
 		for (unsigned w = 0; w < m->nworkers; w++) {
 			int fd = open_listener(addrs[a], error_r);
 
@@ -276,6 +312,22 @@ master_bind(struct master *m, char **error_r)
 fail:
 	free(addrs);
 	return -1;
+}
+
+/* At exit: everything the master allocated, so that a leak checker only
+ * ever reports real leaks. */
+static void
+master_free(struct master *m)
+{
+	for (unsigned i = 0; i < m->nunix; i++)
+		free(m->unix_paths[i]);
+	free(m->unix_paths);
+	free(m->fds);
+	free(m->kinds);
+	free(m->slots);
+	if (m->tls_ctx != NULL)
+		tls_ctx_free(m->tls_ctx);
+	config_free(&m->cfg);
 }
 
 static void
@@ -732,5 +784,6 @@ serve_main(const struct config_source *src, struct config *cfg)
 	}
 	master_unlink_sockets(&m);
 	log_info("stopped");
+	master_free(&m);
 	return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -527,6 +528,7 @@ store_user_open(const char *root, const struct store_settings *set,
 	const char *maildir_name, *index_name, *driver;
 	struct stat st;
 	bool fresh, created;
+	char *init_marker = NULL;
 
 	if (set == NULL)
 		set = &defaults;
@@ -547,11 +549,26 @@ store_user_open(const char *root, const struct store_settings *set,
 
 	if (mkdir_p(root, err) < 0)
 		goto fail;
+	/*
+	 * "Fresh" means the default mailboxes are still to be made.  A
+	 * marker file is written before the Maildir and removed once they
+	 * exist, so a first open cut short (a crash, a kill) is finished by
+	 * the next one; a Maildir that other software made (no marker) is
+	 * left as it is.
+	 */
+	init_marker = xasprintf("%s/.herald-init", root);
 	{
 		char *cur = xasprintf("%s/cur", user->maildir);
 
-		fresh = stat(cur, &st) < 0 && errno == ENOENT;
+		if (stat(cur, &st) < 0 && errno == ENOENT) {
+			int fd = open(init_marker, O_WRONLY | O_CREAT |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+
+			if (fd >= 0)
+				close(fd);
+		}
 		free(cur);
+		fresh = lstat(init_marker, &st) == 0;
 	}
 	if (maildir_folder_create(user->maildir, false, err) < 0)
 		goto fail;
@@ -585,11 +602,14 @@ store_user_open(const char *root, const struct store_settings *set,
 		}
 		if (store_mailbox_subscribe(user, "INBOX", true, err) < 0)
 			goto fail;
+		(void)unlink(init_marker);
 	}
+	free(init_marker);
 	*user_r = user;
 	return 0;
 
 fail:
+	free(init_marker);
 	store_user_close(&user);
 	return -1;
 }
