@@ -7,6 +7,7 @@
 #include "event/worker.h"
 #include "imap/server.h"
 #include "imap/view.h"
+#include "store/store.h"
 #include "log/log.h"
 
 #include <stdarg.h>
@@ -233,8 +234,14 @@ cmd_work_cb(uv_work_t *work)
 			imap_view_update(s->view, cmd, cmd->uid ||
 			    (cmd->def->flags & IMAP_CMD_F_NO_EXPUNGES) == 0);
 	}
-	if (s->ustore != NULL)
+	if (s->ustore != NULL) {
+		/* The index was rebuilt under us by another process: drop
+		 * the stale handle; the next run opens the new one. */
+		if (s->ustore->store != NULL &&
+		    store_user_index_replaced(s->ustore->store))
+			imap_user_close_store(s->ustore);
 		uv_mutex_unlock(&s->ustore->lock);
+	}
 	cmd->run_result = r;
 }
 

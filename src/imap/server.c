@@ -165,6 +165,16 @@ user_free(struct imap_server *srv, struct imap_user *u)
  */
 static unsigned job_count_in_flight;
 
+void
+imap_user_close_store(struct imap_user *u)
+{
+	for (struct imap_view *v = u->views; v != NULL; v = v->unext)
+		if (v->box != NULL)
+			store_mailbox_close(&v->box);
+	if (u->store != NULL)
+		store_user_close(&u->store);
+}
+
 struct release_job {
 	uv_work_t work;
 	struct imap_server *srv;
@@ -180,12 +190,8 @@ release_work_cb(uv_work_t *work)
 	uv_mutex_lock(&u->lock);
 	/* Re-checked under the lock: a session that left IDLE since waits
 	 * for the lock and reopens what it needs. */
-	if (u->store != NULL && u->idlers == (unsigned)u->refs) {
-		for (struct imap_view *v = u->views; v != NULL; v = v->unext)
-			if (v->box != NULL)
-				store_mailbox_close(&v->box);
-		store_user_close(&u->store);
-	}
+	if (u->store != NULL && u->idlers == (unsigned)u->refs)
+		imap_user_close_store(u);
 	uv_mutex_unlock(&u->lock);
 }
 

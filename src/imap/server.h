@@ -56,6 +56,10 @@ struct imap_server {
  * (config idle_release; 0 = never). */
 void imap_server_start_release(struct imap_server *srv, unsigned seconds);
 
+/* Close u's store and its views' mailboxes; with u->lock held.  The next
+ * run reopens them. */
+void imap_user_close_store(struct imap_user *u);
+
 /* The shared store entry of user (loop thread); one reference. */
 struct imap_user *imap_user_ref(struct imap_server *srv, const char *name);
 /* Drop a reference; the last one closes the store (loop thread).  The

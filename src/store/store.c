@@ -1032,3 +1032,10 @@ store_mailbox_status(struct store_user *user, const char *name,
 	store_mailbox_close(&box);
 	return ret;
 }
+
+bool
+store_user_index_replaced(struct store_user *user)
+{
+	return user->index != NULL && user->index->v->replaced != NULL &&
+	    user->index->v->replaced(user->index);
+}

@@ -163,6 +163,14 @@ int store_user_open(const char *root, const struct store_settings *set,
 void store_user_set_change_hook(struct store_user *user,
     void (*hook)(void *ctx, const char *mailbox), void *ctx);
 
+/*
+ * True once the index file was found deleted or replaced while this
+ * handle had it open (another process rebuilt it): the handle refuses to
+ * write, since it would hand out UIDs the new index also hands out.  Close
+ * it (and its mailboxes) and open the user again.
+ */
+bool store_user_index_replaced(struct store_user *user);
+
 /* Mailboxes opened from the user must be closed first.  Sets *user NULL. */
 void store_user_close(struct store_user **user);
 

@@ -55,6 +55,9 @@ struct store_index_vfuncs {
 	    struct store_error *err);
 	int (*commit)(struct store_index *idx, struct store_error *err);
 	void (*rollback)(struct store_index *idx);
+	/* The file was deleted or replaced under the open handle: the
+	 * handle refuses writes and must be reopened. */
+	bool (*replaced)(struct store_index *idx);
 
 	/* Per-user counters ("last_uidvalidity"); absent reads as 0. */
 	int (*meta_get)(struct store_index *idx, const char *key,

@@ -436,7 +436,7 @@ def random_flags(rng, p=0.3):
 
 
 def do_append(rnd, imap, rng, mailbox, count, size_range, owner=None,
-              flags=True, chunk=None, pace=None):
+              flags=True, chunk=None, pace=None, allow_inuse=False):
     """APPEND count messages in one command; returns the Msgs (state
     PRESENT with their UIDs when acknowledged)."""
     model = rnd.model
@@ -460,6 +460,10 @@ def do_append(rnd, imap, rng, mailbox, count, size_range, owner=None,
                          chunk=chunk, pace=pace)
     ack_t = time.monotonic()
     m = APPENDUID_RE.match(tagged)
+    if m is None and allow_inuse and " NO [INUSE] " in tagged:
+        # A transient refusal (the index was replaced under the server):
+        # not acknowledged, so the messages may not appear more than once.
+        return []
     assert m, "APPEND answered %r" % tagged
     uidvalidity, first = int(m.group(1)), int(m.group(2))
     last = int(m.group(3) or first)
@@ -1603,18 +1607,6 @@ def test_crash_point_first_open_creates_special_use(herald_server,
 # --- the index deleted under a running server ------------------------------
 
 @pytest.mark.timeout_s(90)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a running server does not notice that its index file was "
-    "deleted.  Each store_user keeps its SQLite connection to the "
-    "unlinked file (src/store/index/sqlite.c, sqlite_begin() runs BEGIN "
-    "IMMEDIATE on the old handle), while a new process (herald deliver, "
-    "LMTP or a session in another worker) rebuilds a second index from "
-    "the Maildir with uidnext = the herald-uidlist reservation.  Both "
-    "then hand out the same UIDs: here APPENDUID 132 was acknowledged "
-    "to the IMAP client and 132 also went to the delivered message; "
-    "after a restart the appended message is UID 154.  A check of the "
-    "index path's st_dev/st_ino (or st_nlink of the open file) at "
-    "BEGIN IMMEDIATE, reopening on a change, would close this."))
 def test_index_deleted_while_running(herald_server):
     """The index deleted under a running server: a session that has the
     store open keeps appending while another process (herald deliver)
@@ -1642,9 +1634,15 @@ def test_index_deleted_while_running(herald_server):
         msg = Msg(token, "INBOX", "lmtp", body, None)
         msg.state = PRESENT
         model.add(msg)
-        # More than the 128 UIDs herald-uidlist reserves ahead.
+        # More than the 128 UIDs herald-uidlist reserves ahead.  The
+        # first APPEND after the rebuild may be refused once with NO
+        # [INUSE] while the server drops its stale index handle.
+        refused = 0
         for _ in range(10):
-            do_append(rnd, imap, rng, "INBOX", 15, (100, 300))
+            if not do_append(rnd, imap, rng, "INBOX", 15, (100, 300),
+                             allow_inuse=True):
+                refused += 1
+        assert refused <= 1, refused
     finally:
         imap.close()
     assert srv.stop() == 0

@@ -166,7 +166,10 @@ struct sqlite_index {
 	struct store_index idx;
 	sqlite3 *db;
 	char *path;
+	dev_t dev;		/* the file opened, to notice a replacement */
+	ino_t ino;
 	bool in_txn;
+	bool replaced;		/* the path no longer names our file */
 	sqlite3_stmt *stmts[S_COUNT];	/* prepared lazily, kept */
 };
 
@@ -367,6 +370,14 @@ sqlite_open(const char *path, const struct store_settings *set,
 		free(si);
 		return -1;
 	}
+	{
+		struct stat st;
+
+		if (stat(path, &st) == 0) {
+			si->dev = st.st_dev;
+			si->ino = st.st_ino;
+		}
+	}
 	*idx_r = &si->idx;
 	return 0;
 }
@@ -390,10 +401,40 @@ sqlite_begin(struct store_index *idx, bool write, struct store_error *err)
 	struct sqlite_index *si = (struct sqlite_index *)idx;
 
 	ASSERT(!si->in_txn);
+	if (si->replaced)
+		return store_error_internal(err, "index %s was replaced",
+		    si->path);
 	if (exec(si, write ? "BEGIN IMMEDIATE" : "BEGIN", err) < 0)
 		return -1;
 	si->in_txn = true;
+	if (write) {
+		struct stat st;
+
+		/*
+		 * The index was deleted (or replaced) under us while another
+		 * process rebuilt it from the Maildir: writing on here would
+		 * hand out UIDs the new index also hands out.  Refuse; the
+		 * owner reopens the store (store_user_index_replaced()).
+		 */
+		if (stat(si->path, &st) < 0 || st.st_dev != si->dev ||
+		    st.st_ino != si->ino) {
+			(void)sqlite3_exec(si->db, "ROLLBACK", NULL, NULL,
+			    NULL);
+			si->in_txn = false;
+			si->replaced = true;
+			log_warnx("store: index %s was deleted or replaced "
+			    "while open: reopening", si->path);
+			return store_error_set(err, STORE_ERR_INUSE,
+			    "Index changed, try again");
+		}
+	}
 	return 0;
+}
+
+static bool
+sqlite_replaced(struct store_index *idx)
+{
+	return ((struct sqlite_index *)idx)->replaced;
 }
 
 static int
@@ -949,6 +990,7 @@ const struct store_index_vfuncs store_index_sqlite = {
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
+	.replaced = sqlite_replaced,
 	.meta_get = sqlite_meta_get,
 	.meta_set = sqlite_meta_set,
 	.mailbox_get = sqlite_mailbox_get,
