@@ -63,6 +63,15 @@ idle_run(struct imap_cmd *cmd)
 	/* The change lists were allocated from the command arena: give the
 	 * memory back now, not when IDLE ends half an hour later. */
 	arena_free(&cmd->arena);
+	/* The user's only session idles: its index (a SQLite connection,
+	 * three file descriptors) is closed now rather than after
+	 * idle_release, so that tens of thousands of users can idle in one
+	 * worker; a wake-up reopens it.  Users with several sessions wait
+	 * for the release timer, or a fan-out would reopen it per idler. */
+	if (s->ustore != NULL &&
+	    __atomic_load_n(&s->ustore->refs, __ATOMIC_RELAXED) == 1 &&
+	    worker_config(s->server->worker)->idle_release > 0)
+		imap_user_close_store(s->ustore);
 	return IMAP_RUN_WAIT;
 }
 
