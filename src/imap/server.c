@@ -165,9 +165,14 @@ user_free(struct imap_server *srv, struct imap_user *u)
  */
 static unsigned job_count_in_flight;
 
+/* Stores closed since the last malloc_trim() (any thread). */
+static unsigned long stores_closed;
+
 void
 imap_user_close_store(struct imap_user *u)
 {
+	if (u->store != NULL)
+		__atomic_add_fetch(&stores_closed, 1, __ATOMIC_RELAXED);
 	for (struct imap_view *v = u->views; v != NULL; v = v->unext)
 		if (v->box != NULL)
 			store_mailbox_close(&v->box);
@@ -216,6 +221,12 @@ release_timer_cb(uv_timer_t *t)
 	struct imap_server *srv = t->data;
 	uint64_t now = uv_now(worker_loop(srv->worker));
 	uint64_t quiet = (uint64_t)srv->release_after * 1000;
+
+	/* Closed connections (idlers' own, or the jobs of the last sweep)
+	 * leave memory glibc keeps: give it back to the system. */
+	if (job_count_in_flight == 0 &&
+	    __atomic_exchange_n(&stores_closed, 0, __ATOMIC_RELAXED) > 0)
+		malloc_trim(0);
 
 	for (unsigned i = 0; i < srv->users_size; i++) {
 		for (struct imap_user *u = srv->users[i]; u != NULL;
