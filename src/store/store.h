@@ -74,7 +74,7 @@ struct store_settings {
 	const char *index_driver;	/* default "sqlite" (only one so far) */
 	unsigned busy_timeout_ms;	/* lock wait; default 10000 */
 	/* Tests and benchmarks only: no fsync of files, directories or the
-	 * index (synchronous=NORMAL).  Acknowledged mail may then be lost on
+	 * index (synchronous=OFF).  Acknowledged mail may then be lost on
 	 * power failure, not on a process crash. */
 	bool fsync_disable;
 };

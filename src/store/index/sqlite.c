@@ -284,7 +284,7 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 	     * user's sessions do: keep its page cache small (the kernel's
 	     * page cache holds the file anyway). */
 	    " PRAGMA cache_size = -256;",
-	    set->fsync_disable ? "NORMAL" : "FULL");
+	    set->fsync_disable ? "OFF" : "FULL");
 	rc = sqlite3_exec(si->db, pragma, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
