@@ -237,7 +237,7 @@ adopt_folder(struct store_user *user, const char *name,
 	snprintf(mb.name, sizeof(mb.name), "%s", name);
 	if (r > 0) {
 		/* Everything below the reservations may have been seen by a
-		 * client, so continue above them (DESIGN-store.md). */
+		 * client, so continue above them (docs/DESIGN.md). */
 		mb.uidvalidity = ul.uidvalidity;
 		mb.uidnext = mb.first_recent_uid = mb.uid_reserved =
 		    ul.uid_reserved;

@@ -1,7 +1,7 @@
 /*
  * Mail storage: one user's mailboxes in Maildir++ with a per-user index.
  *
- * Layout (see src/store/DESIGN-store.md for the full description):
+ * Layout (see docs/DESIGN.md, "Storage" for the full description):
  *	ROOT/Maildir/{cur,new,tmp}	INBOX
  *	ROOT/Maildir/.A.B/		mailbox "A/B" (Maildir++ folder)
  *	ROOT/Maildir/.../herald-uidlist	UIDVALIDITY + reserved UID/modseq
@@ -148,7 +148,7 @@ bool store_name_from_folder(const char *folder, char *out, size_t size);
  * created with mode 0700 if missing): the Maildir with INBOX and the
  * special-use mailboxes Drafts, Sent, Trash, Junk and Archive (subscribed),
  * and the index.  A missing or corrupt index is rebuilt from the Maildir,
- * keeping UIDs and UIDVALIDITY (see DESIGN-store.md).  Mailbox folders
+ * keeping UIDs and UIDVALIDITY (see docs/DESIGN.md).  Mailbox folders
  * created or removed by other programs are noticed here and at
  * store_mailbox_list().  Free with store_user_close().
  */
@@ -264,7 +264,7 @@ void store_mailbox_close(struct store_mailbox **box);
  * by other programs) and removed files become flag changes and expunges
  * with new modseqs.  Then, unless the mailbox is read-only, claim the
  * messages that no session has seen yet as \Recent for this view (see
- * DESIGN-store.md), and reload the snapshot.
+ * docs/DESIGN.md), and reload the snapshot.
  */
 int store_mailbox_sync(struct store_mailbox *box, struct store_error *err);
 
