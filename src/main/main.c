@@ -147,6 +147,8 @@ main(int argc, char **argv)
 	if (cfg == NULL) {
 		fprintf(stderr, "herald: %s\n", error);
 		free(error);
+		free(rest);
+		free(src.overrides);
 		/* A delivery agent's MTA must keep the mail and retry. */
 		return strcmp(cmd, "deliver") == 0 ? EX_TEMPFAIL : 1;
 	}
