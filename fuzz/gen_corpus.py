@@ -7,6 +7,7 @@ content, as libFuzzer names its own finds.  Run again after editing:
     python3 fuzz/gen_corpus.py
 The MIME target also reads ../shared/corpus/maildir at run time (make fuzz).
 """
+import base64
 import hashlib
 import os
 import sys
@@ -225,4 +226,12 @@ write("section", [
     "21.22.23.24.25.26.27.28.29.30.31.32.33", "1.", ".1", "1..2",
     "HEADER.FIELDS (From) x", "TEXT.HEADER",
 ])
+# ---- sasl: an AUTHENTICATE PLAIN response line (base64) ----
+write("sasl", [base64.b64encode(m) for m in [
+    b"\0alice\0secret", b"alice\0alice\0secret", b"bob\0alice\0x",
+    b"\0\0secret", b"\0alice\0", b"alice\0secret", b"\0a\0b\0c",
+    b"\0" + b"u" * 256 + b"\0p", b"\0u\0" + b"p" * 1025, b"",
+    b"\0\xc3\xa9\0\xff",
+]] + [b"=", b"*", b"QQ==", b"QR==", b"QUJD", b"QUI=", b"Q", b"QU JD",
+      b"!!not base64!!", b"YW=J", b"%%%%"])
 print("written under", os.path.join(HERE, "corpus"), file=sys.stderr)
