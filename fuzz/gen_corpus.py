@@ -234,4 +234,22 @@ write("sasl", [base64.b64encode(m) for m in [
     b"\0\xc3\xa9\0\xff",
 ]] + [b"=", b"*", b"QQ==", b"QR==", b"QUJD", b"QUI=", b"Q", b"QU JD",
       b"!!not base64!!", b"YW=J", b"%%%%"])
+# ---- lmtp: one chunk-seed byte, then the client's stream ----
+LMTP = [
+    b"LHLO mx.example\r\nMAIL FROM:<a@example.org>\r\n"
+    b"RCPT TO:<alice@example.org>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n"
+    b"..dot\r\n.\r\nQUIT\r\n",
+    b"MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\nRCPT TO:<Alice+tag@x>\r\n",
+    b"MAIL FROM: <@r1,@r2:u@d>\r\nRCPT TO:<\"q u\\\"x\"@d>\r\n",
+    b"RCPT TO:<bob>\r\nRCPT TO:<BOB+x>\r\nRCPT TO:<@x:y@z> FOO=1\r\n",
+    b"DATA\r\n.\r\n",
+    b"DATA\r\n.\rx\r\n.\r\r\n\nbare lf\n.\r\n",
+    b"DATA\r\nno end\r\n.",
+    b"DATA\r\nend\r\n.\r",
+    b"mail from:<a@b>\nrcpt to:<c@d>\ndata\n",
+    b"HELO x\r\nEHLO y\r\n\r\nM@IL x\r\nNOOP \x01\r\nVRFY\r\n",
+    b"MAIL FROM:<a@>\r\nMAIL FROM:<@a>\r\nMAIL FROM:<a>b\r\n"
+    b"MAIL FROM:a@b\r\nMAIL FROM:<\"a\r\n",
+]
+write("lmtp", [bytes([i * 37 % 256]) + m for i, m in enumerate(LMTP)])
 print("written under", os.path.join(HERE, "corpus"), file=sys.stderr)

@@ -7,6 +7,7 @@
 #include "event/conn.h"
 #include "event/worker.h"
 #include "lmtp/deliver.h"
+#include "lmtp/proto.h"
 #include "lmtp/server.h"
 #include "log/log.h"
 
@@ -21,9 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Longest command line, CRLF included.  RFC 5321 4.5.3.1.4 asks for 512;
- * extension parameters may need more. */
-#define LMTP_MAX_LINE 4096
 /* Recipients per transaction (RFC 5321 4.5.3.1.8: at least 100). */
 #define LMTP_MAX_RECIPIENTS 1000
 /* Inactivity before "421" (RFC 5321 4.5.3.2.7: a server waits at least
@@ -31,17 +29,6 @@
 #define LMTP_TIMEOUT_MS (5 * 60 * 1000)
 /* Bytes of message data gathered before each write to the spool. */
 #define LMTP_SPOOL_BUF (64 * 1024)
-/* Candidate user names for one recipient address. */
-#define LMTP_MAX_CANDIDATES 6
-
-/* Where the DATA reader is in the dot-stuffed stream (RFC 5321 4.5.2). */
-enum lmtp_data_state {
-	DATA_BOL,	/* at the start of a line */
-	DATA_TEXT,	/* inside a line */
-	DATA_CR,	/* after a CR inside a line */
-	DATA_DOT,	/* after a '.' at the start of a line (dropped) */
-	DATA_DOT_CR,	/* after ".\r" at the start of a line */
-};
 
 enum lmtp_job {
 	LMTP_JOB_NONE,
@@ -223,130 +210,6 @@ transaction_reset(struct lmtp_session *s)
 	spool_close(s);
 }
 
-/* ---- addresses ----------------------------------------------------------- */
-
-struct lmtp_path {
-	char *address;	/* between the brackets, source route dropped */
-	char *local;	/* local part, unquoted */
-	const char *rest;	/* after '>' */
-	bool null;	/* "<>" */
-};
-
-static void
-path_free(struct lmtp_path *p)
-{
-	free(p->address);
-	free(p->local);
-	memset(p, 0, sizeof(*p));
-}
-
-/*
- * Parse a reverse- or forward-path (RFC 5321 4.1.2) at s: "<" [A-d-l ":"]
- * Mailbox ">".  The local part may be a quoted string; the domain is kept
- * as given and not checked (the MTA in front of us routed on it).  An
- * address without '@' is accepted as a bare local part.  Returns false
- * with *why (static text, Dovecot's wording) on a syntax error.
- */
-static bool
-path_parse(const char *s, struct lmtp_path *p, const char **why)
-{
-	struct buf local;
-	const char *start;
-
-	memset(p, 0, sizeof(*p));
-	while (*s == ' ')
-		s++;	/* "MAIL FROM: <x>" is common enough to allow */
-	*why = "Missing '<' at beginning of path";
-	if (*s++ != '<')
-		return false;
-	*why = "Missing '>' at end of path";
-	if (*s == '>') {
-		if (s[1] != '\0' && s[1] != ' ') {
-			*why = "Invalid character in path";
-			return false;
-		}
-		p->null = true;
-		p->address = xstrdup("");
-		p->local = xstrdup("");
-		p->rest = s + 1;
-		return true;
-	}
-	if (*s == '@') {
-		/* A source route: ignored (RFC 5321 4.1.2, appendix C). */
-		const char *colon = strchr(s, ':');
-		const char *gt = strchr(s, '>');
-
-		if (colon == NULL || gt == NULL || colon > gt)
-			return false;
-		s = colon + 1;
-	}
-	start = s;
-	buf_init(&local, 0);
-	if (*s == '"') {
-		for (s++; *s != '"'; s++) {
-			if (*s == '\\' && s[1] != '\0')
-				s++;
-			if ((unsigned char)*s < 0x20 || *s == 0x7f)
-				goto fail;
-			buf_append(&local, s, 1);
-		}
-		s++;
-		if (*s != '@' && *s != '>') {
-			*why = "Invalid character in localpart";
-			goto fail;
-		}
-	} else {
-		for (; *s != '@' && *s != '>'; s++) {
-			if ((unsigned char)*s <= 0x20 || *s == 0x7f ||
-			    *s == '<' || *s == '"')
-				goto fail;
-			buf_append(&local, s, 1);
-		}
-		if (local.len == 0) {
-			*why = "Missing localpart";
-			goto fail;
-		}
-	}
-	if (*s == '@') {
-		const char *dom = ++s;
-
-		for (; *s != '>'; s++) {
-			if ((unsigned char)*s <= 0x20 || *s == 0x7f ||
-			    *s == '<')
-				goto fail;
-		}
-		if (s == dom) {
-			*why = "Missing domain after '@'";
-			goto fail;
-		}
-	}
-	if (*s != '>')
-		goto fail;
-	if (s[1] != '\0' && s[1] != ' ') {
-		*why = "Invalid character in path";
-		goto fail;
-	}
-	buf_append(&local, "", 1);
-	p->local = local.data;
-	p->address = xstrndup(start, (size_t)(s - start));
-	p->rest = s + 1;
-	return true;
-fail:
-	buf_free(&local);
-	return false;
-}
-
-/* Case-insensitive "KEYWORD:" at the start of args; returns what follows. */
-static const char *
-skip_keyword(const char *args, const char *kw)
-{
-	size_t n = strlen(kw);
-
-	if (strncasecmp(args, kw, n) != 0)
-		return NULL;
-	return args + n;
-}
-
 /* ---- jobs on the thread pool --------------------------------------------- */
 
 static void
@@ -470,34 +333,6 @@ cmd_lhlo(struct lmtp_session *s, const char *args)
 		reply(s, "250 SIZE");
 }
 
-/* ESMTP parameters after a path: " KEY=VALUE" words (RFC 5321 4.1.2). */
-static bool
-next_param(const char **pp, char **key_r, char **value_r)
-{
-	const char *p = *pp, *k, *eq, *end;
-
-	if (*p == '\0')
-		return false;
-	while (*p == ' ')
-		p++;
-	if (*p == '\0')
-		return false;
-	k = p;
-	while (*p != '\0' && *p != ' ')
-		p++;
-	end = p;
-	eq = memchr(k, '=', (size_t)(end - k));
-	if (eq == NULL) {
-		*key_r = xstrndup(k, (size_t)(end - k));
-		*value_r = NULL;
-	} else {
-		*key_r = xstrndup(k, (size_t)(eq - k));
-		*value_r = xstrndup(eq + 1, (size_t)(end - eq - 1));
-	}
-	*pp = p;
-	return true;
-}
-
 static void
 cmd_mail(struct lmtp_session *s, const char *args)
 {
@@ -513,16 +348,16 @@ cmd_mail(struct lmtp_session *s, const char *args)
 		reply_error(s, "503 5.5.0 MAIL already given");
 		return;
 	}
-	if ((p = skip_keyword(args, "FROM:")) == NULL) {
+	if ((p = lmtp_skip_keyword(args, "FROM:")) == NULL) {
 		reply_error(s, "501 5.5.4 Invalid parameters");
 		return;
 	}
-	if (!path_parse(p, &path, &why)) {
+	if (!lmtp_path_parse(p, &path, &why)) {
 		reply_error(s, "501 5.5.4 Invalid FROM: %s", why);
 		return;
 	}
 	p = path.rest;
-	while (ok && next_param(&p, &key, &value)) {
+	while (ok && lmtp_next_param(&p, &key, &value)) {
 		if (strcasecmp(key, "SIZE") == 0 && !have_size &&
 		    value != NULL) {
 			/* RFC 1870: the size the client expects to send. */
@@ -575,62 +410,7 @@ cmd_mail(struct lmtp_session *s, const char *args)
 		path.address = NULL;
 		reply(s, "250 2.1.0 OK");
 	}
-	path_free(&path);
-}
-
-static bool
-candidate_add(struct lmtp_session *s, const char *name, size_t len)
-{
-	char *c = xstrndup(name, len);
-
-	if (!passwd_user_name_valid(c)) {
-		free(c);
-		return false;
-	}
-	for (unsigned i = 0; i < s->job_ncand; i++) {
-		if (strcmp(s->job_cand[i], c) == 0) {
-			free(c);
-			return true;
-		}
-	}
-	if (s->job_ncand < LMTP_MAX_CANDIDATES)
-		s->job_cand[s->job_ncand++] = c;
-	else
-		free(c);
-	return true;
-}
-
-/*
- * The passwd-file users a recipient may be, in order: the whole address
- * (for passwd files that list "user@domain"), the local part, and the local
- * part without a "+detail" suffix; then the last two lower-cased.  The
- * domain is not checked: the MTA in front only sends us its local domains.
- */
-static void
-candidates_build(struct lmtp_session *s, const struct lmtp_path *path)
-{
-	const char *local = path->local;
-	const char *plus = strchr(local, '+');
-	char *lower;
-
-	for (unsigned i = 0; i < s->job_ncand; i++)
-		free(s->job_cand[i]);
-	s->job_ncand = 0;
-	if (strchr(path->address, '@') != NULL)
-		(void)candidate_add(s, path->address, strlen(path->address));
-	(void)candidate_add(s, local, strlen(local));
-	if (plus != NULL && plus != local)
-		(void)candidate_add(s, local, (size_t)(plus - local));
-	lower = xstrdup(local);
-	for (char *c = lower; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	if (strcmp(lower, local) != 0) {
-		(void)candidate_add(s, lower, strlen(lower));
-		plus = strchr(lower, '+');
-		if (plus != NULL && plus != lower)
-			(void)candidate_add(s, lower, (size_t)(plus - lower));
-	}
-	free(lower);
+	lmtp_path_free(&path);
 }
 
 static void
@@ -644,38 +424,40 @@ cmd_rcpt(struct lmtp_session *s, const char *args)
 		reply_error(s, "503 5.5.0 MAIL needed first");
 		return;
 	}
-	if ((p = skip_keyword(args, "TO:")) == NULL) {
+	if ((p = lmtp_skip_keyword(args, "TO:")) == NULL) {
 		reply_error(s, "501 5.5.4 Invalid parameters");
 		return;
 	}
-	if (!path_parse(p, &path, &why)) {
+	if (!lmtp_path_parse(p, &path, &why)) {
 		reply_error(s, "501 5.5.4 Invalid TO: %s", why);
 		return;
 	}
 	if (path.null) {
-		path_free(&path);
+		lmtp_path_free(&path);
 		reply_error(s, "501 5.5.4 Invalid TO: Null path not allowed");
 		return;
 	}
 	p = path.rest;
-	if (next_param(&p, &key, &value)) {
+	if (lmtp_next_param(&p, &key, &value)) {
 		/* No extension we announce has RCPT parameters. */
 		free(key);
 		free(value);
-		path_free(&path);
+		lmtp_path_free(&path);
 		reply_error(s, "555 5.5.4 Unsupported parameters");
 		return;
 	}
 	if (s->nrcpts >= LMTP_MAX_RECIPIENTS) {
-		path_free(&path);
+		lmtp_path_free(&path);
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	candidates_build(s, &path);
+	for (unsigned i = 0; i < s->job_ncand; i++)
+		free(s->job_cand[i]);
+	s->job_ncand = lmtp_candidates(&path, s->job_cand);
 	free(s->job_address);
 	s->job_address = path.address;
 	path.address = NULL;
-	path_free(&path);
+	lmtp_path_free(&path);
 	if (s->job_ncand == 0) {
 		reply(s, "550 5.1.1 <%s> User doesn't exist: %s",
 		    s->job_address, s->job_address);
@@ -745,7 +527,7 @@ cmd_data(struct lmtp_session *s, const char *args)
 	s->spool_used = 0;
 	s->data_size = 0;
 	s->spool_errno = 0;
-	s->dstate = DATA_BOL;
+	s->dstate = LMTP_DATA_BOL;
 	s->in_data = true;
 	reply(s, "354 Start mail input; end with <CRLF>.<CRLF>");
 }
@@ -799,26 +581,18 @@ session_command(struct lmtp_session *s, char *line)
 		{ "RSET", cmd_rset }, { "NOOP", cmd_noop },
 		{ "VRFY", cmd_vrfy }, { "QUIT", cmd_quit },
 	};
-	char *args = strchr(line, ' ');
+	const char *args;
 	size_t namelen;
 
-	namelen = args != NULL ? (size_t)(args - line) : strlen(line);
-	if (args != NULL)
-		args++;
-	else
-		args = line + namelen;
-	for (size_t i = 0; i < namelen; i++) {
-		if (!isalpha((unsigned char)line[i])) {
-			reply_error(s, "500 5.5.2 Invalid command syntax");
-			return;
-		}
-	}
-	for (const char *p = args; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			reply_error(s, "501 5.5.2 Invalid characters in "
-			    "parameters");
-			return;
-		}
+	switch (lmtp_line_split(line, &namelen, &args)) {
+	case LMTP_LINE_OK:
+		break;
+	case LMTP_LINE_BAD_VERB:
+		reply_error(s, "500 5.5.2 Invalid command syntax");
+		return;
+	case LMTP_LINE_BAD_CHARS:
+		reply_error(s, "501 5.5.2 Invalid characters in parameters");
+		return;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		if (strlen(cmds[i].name) == namelen &&
@@ -984,66 +758,24 @@ deliver_done(struct lmtp_session *s, int status)
 	deliver_next(s);
 }
 
-/*
- * Feed dot-stuffed message data; returns the bytes consumed, which stop
- * right after the terminating CRLF "." CRLF.
- */
+static void
+data_put(void *ctx, const char *data, size_t len)
+{
+	spool_put(ctx, data, len);
+}
+
+/* Feed dot-stuffed message data; returns the bytes consumed, which stop
+ * right after the terminating CRLF "." CRLF. */
 static size_t
 data_feed(struct lmtp_session *s, const char *data, size_t len)
 {
-	size_t i = 0;
+	bool end;
+	size_t n;
 
-	while (i < len) {
-		const char *cr;
-		size_t n;
-
-		switch (s->dstate) {
-		case DATA_TEXT:
-			cr = memchr(data + i, '\r', len - i);
-			n = cr == NULL ? len - i : (size_t)(cr - (data + i));
-			spool_put(s, data + i, n);
-			i += n;
-			if (cr != NULL) {
-				spool_put(s, "\r", 1);
-				i++;
-				s->dstate = DATA_CR;
-			}
-			break;
-		case DATA_CR:
-			spool_put(s, data + i, 1);
-			s->dstate = data[i] == '\n' ? DATA_BOL :
-			    data[i] == '\r' ? DATA_CR : DATA_TEXT;
-			i++;
-			break;
-		case DATA_BOL:
-			if (data[i] == '.') {
-				i++;
-				s->dstate = DATA_DOT;
-			} else {
-				s->dstate = DATA_TEXT;
-			}
-			break;
-		case DATA_DOT:
-			/* The leading dot is dropped (RFC 5321 4.5.2). */
-			if (data[i] == '\r') {
-				i++;
-				s->dstate = DATA_DOT_CR;
-			} else {
-				s->dstate = DATA_TEXT;
-			}
-			break;
-		case DATA_DOT_CR:
-			if (data[i] == '\n') {
-				data_end(s);
-				return i + 1;
-			}
-			/* ".\r" then something else: a line "\r..." */
-			spool_put(s, "\r", 1);
-			s->dstate = DATA_CR;
-			break;
-		}
-	}
-	return i;
+	n = lmtp_data_feed(&s->dstate, data, len, data_put, s, &end);
+	if (end)
+		data_end(s);
+	return n;
 }
 
 /* ---- input and connection events ----------------------------------------- */
