@@ -991,10 +991,12 @@ def main():
                         if n in args.tls_scales:
                             log("idle tls", srv.name, n, "rep", rep)
                             bench_idle(args, srv, n, True, results)
-                    if "push" in only and n <= MAX_PUSH_USERS:
+                    if ("push" in only or "push-user" in only) and \
+                            n <= MAX_PUSH_USERS:
                         log("push per-user", srv.name, n, "rep", rep)
                         bench_push(args, srv, n, False, results)
-                    if "push" in only and n <= args.fanout_max:
+                    if ("push" in only or "push-fanout" in only) and \
+                            n <= args.fanout_max:
                         log("push fan-out", srv.name, n, "rep", rep)
                         bench_push(args, srv, n, True, results)
                 save()

@@ -50,13 +50,23 @@ idle_run(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	struct idle_ctx *ctx = cmd->ctx;
+	struct imap_changes_cache *cache;
 	struct store_error err;
 
 	if (s->view == NULL || s->view->box == NULL)
 		return IMAP_RUN_WAIT;
-	if ((ctx->running & NOTIFY_F_RESCAN) != 0)
+	if ((ctx->running & NOTIFY_F_RESCAN) != 0) {
 		(void)imap_view_sync(s->view, s, &err);
-	imap_view_update(s->view, cmd, true);
+		/* The rescan may have committed: what the batch read
+		 * before is stale. */
+		cache = imap_cmd_changes_cache(cmd);
+		if (cache != NULL)
+			imap_changes_cache_reset(cache);
+	}
+	/* The other idlers of this mailbox in the batch share one read of
+	 * the index (imap_cmd_requeue_batched()). */
+	imap_view_update_cached(s->view, cmd, true,
+	    imap_cmd_changes_cache(cmd));
 	/* An idler needs only its view's UID list: the store's snapshot of
 	 * the mailbox is rebuilt by the next sync if a command wants it. */
 	store_mailbox_drop_snapshot(s->view->box);
@@ -93,7 +103,7 @@ idle_start_run(struct imap_cmd *cmd)
 
 	ctx->running = ctx->pending;
 	ctx->pending = 0;
-	imap_cmd_requeue(cmd);
+	imap_cmd_requeue_batched(cmd);
 }
 
 /* After a run: finish, or run again for wake-ups that came meanwhile. */

@@ -196,30 +196,24 @@ imap_cmd_write(struct imap_cmd *cmd, const void *data, size_t len)
 	buf_append(&cmd->out, data, len);
 }
 
+/* A run with the user's lock held (when the session has a user). */
 static void
-cmd_work_cb(uv_work_t *work)
+cmd_run_locked(struct imap_cmd *cmd)
 {
-	struct imap_cmd *cmd = work->data;
 	struct imap_session *s = cmd->s;
 	enum imap_run_result r;
 
-	/* The user's store is shared by the user's sessions in this worker
-	 * and may be used by one thread at a time. */
-	if (s->ustore != NULL) {
+	/* The store may have been released while the user idled: open it
+	 * (and the selected mailbox) again. */
+	if (s->ustore != NULL && (s->store != NULL || s->view != NULL)) {
 		struct store_error err;
 
-		uv_mutex_lock(&s->ustore->lock);
-		/* The store may have been released while the user idled:
-		 * open it (and the selected mailbox) again. */
-		if (s->store != NULL || s->view != NULL) {
-			if (imap_session_store(s, &err) < 0 ||
-			    (s->view != NULL &&
-			    imap_view_reopen(s->view, s, &err) < 0)) {
-				imap_cmd_store_error(cmd, &err);
-				uv_mutex_unlock(&s->ustore->lock);
-				cmd->run_result = IMAP_RUN_DONE;
-				return;
-			}
+		if (imap_session_store(s, &err) < 0 || (s->view != NULL &&
+		    imap_view_reopen(s->view, s, imap_cmd_changes_cache(cmd),
+		    &err) < 0)) {
+			imap_cmd_store_error(cmd, &err);
+			cmd->run_result = IMAP_RUN_DONE;
+			return;
 		}
 	}
 	r = cmd->run(cmd);
@@ -234,15 +228,33 @@ cmd_work_cb(uv_work_t *work)
 			imap_view_update(s->view, cmd, cmd->uid ||
 			    (cmd->def->flags & IMAP_CMD_F_NO_EXPUNGES) == 0);
 	}
-	if (s->ustore != NULL) {
-		/* The index was rebuilt under us by another process: drop
-		 * the stale handle; the next run opens the new one. */
-		if (s->ustore->store != NULL &&
-		    store_user_index_replaced(s->ustore->store))
-			imap_user_close_store(s->ustore);
-		uv_mutex_unlock(&s->ustore->lock);
-	}
 	cmd->run_result = r;
+}
+
+/* The index was rebuilt under us by another process: drop the stale
+ * handle; the next run opens the new one.  With u->lock held. */
+static void
+user_check_replaced(struct imap_user *u)
+{
+	if (u->store != NULL && store_user_index_replaced(u->store))
+		imap_user_close_store(u);
+}
+
+static void
+cmd_work_cb(uv_work_t *work)
+{
+	struct imap_cmd *cmd = work->data;
+	struct imap_user *u = cmd->s->ustore;
+
+	/* The user's store is shared by the user's sessions in this worker
+	 * and may be used by one thread at a time. */
+	if (u != NULL)
+		uv_mutex_lock(&u->lock);
+	cmd_run_locked(cmd);
+	if (u != NULL) {
+		user_check_replaced(u);
+		uv_mutex_unlock(&u->lock);
+	}
 }
 
 static void cmd_after_work_cb(uv_work_t *work, int status);
@@ -312,6 +324,136 @@ imap_cmd_requeue(struct imap_cmd *cmd)
 {
 	if (!cmd->in_pool)
 		cmd_queue(cmd);
+}
+
+/* ---- batched runs ------------------------------------------------------ */
+
+struct imap_batch {
+	struct imap_server *srv;
+	struct imap_user *user;
+	struct imap_cmd *first, **tail;
+	unsigned count;
+	struct imap_changes_cache cache;
+	uv_work_t work;
+};
+
+static void
+batch_list_user(struct imap_server *srv, struct imap_user *u)
+{
+	if (u->batch_listed)
+		return;
+	u->batch_listed = true;
+	u->batch_link = srv->batch_users;
+	srv->batch_users = u;
+	worker_wakeup(srv->worker);
+}
+
+static void
+batch_work_cb(uv_work_t *work)
+{
+	struct imap_batch *b = work->data;
+
+	uv_mutex_lock(&b->user->lock);
+	for (struct imap_cmd *cmd = b->first; cmd != NULL;
+	    cmd = cmd->batch_next)
+		cmd_run_locked(cmd);
+	user_check_replaced(b->user);
+	uv_mutex_unlock(&b->user->lock);
+}
+
+static void
+batch_after_work_cb(uv_work_t *work, int status)
+{
+	struct imap_batch *b = work->data;
+	struct imap_server *srv = b->srv;
+	struct imap_user *u = b->user;
+	struct imap_cmd *cmd, *next;
+
+	if (b->count > 1)
+		log_debug("imap: user=%s: batch of %u runs, %u index reads, "
+		    "%u from memory", u->name, b->count, b->cache.queries,
+		    b->cache.hits);
+	/* Finishing a run may end its session and drop its reference. */
+	u->refs++;
+	for (cmd = b->first; cmd != NULL; cmd = next) {
+		next = cmd->batch_next;
+		cmd->batch = NULL;
+		cmd->batch_next = NULL;
+		cmd_after_work_cb(&cmd->work, status);
+	}
+	u->batch_running = false;
+	imap_changes_cache_free(&b->cache);
+	free(b);
+	/* Wake-ups that came while this batch ran: imap_server_tick()
+	 * starts them before the loop sleeps. */
+	if (u->batch_pending != NULL)
+		batch_list_user(srv, u);
+	imap_user_unref(srv, &u);
+}
+
+void
+imap_user_batch_start(struct imap_user *u)
+{
+	struct imap_batch *b = u->batch_pending;
+	struct imap_cmd *cmd, *next;
+
+	if (b == NULL || u->batch_running)
+		return;
+	u->batch_pending = NULL;
+	u->batch_running = true;
+	if (uv_queue_work(worker_loop(b->srv->worker), &b->work,
+	    batch_work_cb, batch_after_work_cb) == 0)
+		return;
+	/* Cannot happen (only for a NULL callback); run them one by one. */
+	u->batch_running = false;
+	for (cmd = b->first; cmd != NULL; cmd = next) {
+		next = cmd->batch_next;
+		cmd->batch = NULL;
+		cmd->batch_next = NULL;
+		cmd->in_pool = false;
+		cmd_queue(cmd);
+	}
+	imap_changes_cache_free(&b->cache);
+	free(b);
+}
+
+void
+imap_cmd_requeue_batched(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_user *u = s->ustore;
+	struct imap_batch *b;
+
+	if (cmd->in_pool)
+		return;
+	if (u == NULL) {
+		cmd_queue(cmd);
+		return;
+	}
+	b = u->batch_pending;
+	if (b == NULL) {
+		b = xcalloc(1, sizeof(*b));
+		b->srv = s->server;
+		b->user = u;
+		b->tail = &b->first;
+		b->work.data = b;
+		imap_changes_cache_init(&b->cache);
+		u->batch_pending = b;
+		batch_list_user(s->server, u);
+	}
+	cmd->in_pool = true;
+	cmd->work.data = cmd;
+	cmd->batch = b;
+	cmd->batch_next = NULL;
+	*b->tail = cmd;
+	b->tail = &cmd->batch_next;
+	b->count++;
+}
+
+struct imap_changes_cache *
+imap_cmd_changes_cache(struct imap_cmd *cmd)
+{
+	return cmd->batch != NULL ? &cmd->batch->cache : NULL;
 }
 
 void

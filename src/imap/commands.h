@@ -78,6 +78,8 @@ struct imap_cmd {
 	const char *bye_after;
 	enum imap_run_result run_result;
 	uv_work_t work;
+	struct imap_batch *batch;	/* imap_cmd_requeue_batched() */
+	struct imap_cmd *batch_next;
 };
 
 const struct imap_command *imap_command_find(const char *name);
@@ -154,5 +156,18 @@ void imap_cmd_continue(struct imap_cmd *cmd);
 void imap_cmd_free(struct imap_cmd **cmd);
 /* Queue cmd->run again (IDLE, after an event). */
 void imap_cmd_requeue(struct imap_cmd *cmd);
+/*
+ * The same, gathered per user: the runs requeued for one user during a loop
+ * iteration go to the thread pool as one batch (imap_server_tick() starts
+ * it), which takes the user's lock once and runs them in turn; runs
+ * requeued while that user's batch is on the pool form the next one.  The
+ * run functions of a batch share cmd->batch's change cache
+ * (imap_cmd_changes_cache()), so that a change seen by thousands of IDLE
+ * sessions of one mailbox is read from the index once per worker.
+ */
+void imap_cmd_requeue_batched(struct imap_cmd *cmd);
+/* From run(): the batch's change cache, or NULL outside a batch. */
+struct imap_changes_cache *imap_cmd_changes_cache(struct imap_cmd *cmd);
+
 
 #endif

@@ -121,6 +121,21 @@ imap_user_ref(struct imap_server *srv, const char *name)
 static void user_free(struct imap_server *srv, struct imap_user *u);
 
 void
+imap_server_tick(struct imap_server *srv)
+{
+	struct imap_user *u;
+
+	while ((u = srv->batch_users) != NULL) {
+		srv->batch_users = u->batch_link;
+		u->batch_link = NULL;
+		u->batch_listed = false;
+		/* A user whose batch is still running is listed again when
+		 * it ends. */
+		imap_user_batch_start(u);
+	}
+}
+
+void
 imap_user_unref(struct imap_server *srv, struct imap_user **up)
 {
 	struct imap_user *u = *up;
@@ -147,6 +162,8 @@ user_free(struct imap_server *srv, struct imap_user *u)
 		}
 	}
 	srv->user_count--;
+	ASSERT(!u->batch_listed && !u->batch_running &&
+	    u->batch_pending == NULL);
 	if (u->store != NULL)
 		store_user_close(&u->store);
 	uv_mutex_destroy(&u->lock);

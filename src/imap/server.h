@@ -36,6 +36,11 @@ struct imap_user {
 	_Atomic unsigned idlers;	/* sessions in IDLE (loop thread) */
 	uint64_t last_used;		/* uv_now() after the last run */
 	unsigned jobs;			/* release jobs in flight */
+	/* Batched IDLE runs (imap_cmd_requeue_batched(), loop thread). */
+	struct imap_batch *batch_pending;	/* gathering */
+	struct imap_user *batch_link;	/* in imap_server's batch_users */
+	bool batch_running;		/* a batch is on the thread pool */
+	bool batch_listed;		/* in batch_users */
 };
 
 struct imap_server {
@@ -48,6 +53,7 @@ struct imap_server {
 	unsigned session_count;
 	struct imap_user **users;	/* hash by name */
 	unsigned users_size, user_count;
+	struct imap_user *batch_users;	/* with a batch gathering */
 	uv_timer_t release_timer;	/* closes idle users' stores */
 	unsigned release_after;		/* seconds of quiet; 0 = never */
 };
@@ -67,6 +73,11 @@ struct imap_user *imap_user_ref(struct imap_server *srv, const char *name);
 void imap_user_unref(struct imap_server *srv, struct imap_user **user);
 
 struct imap_server *imap_server_new(struct worker *w, void *tls_ctx);
+/* Once per loop iteration, after notify_drain(): start the batches of
+ * IDLE runs gathered meanwhile (imap_cmd_requeue_batched()). */
+void imap_server_tick(struct imap_server *srv);
+/* Start u's gathered batch unless one is running (commands.c). */
+void imap_user_batch_start(struct imap_user *u);
 void imap_server_free(struct imap_server **srv);
 /* worker_accept_cb for IMAP and IMAPS listeners (ctx = imap_server). */
 void imap_server_accept(struct worker *w, int fd, const struct sockaddr *peer,

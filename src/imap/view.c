@@ -231,10 +231,9 @@ view_flags_were_sent(const struct imap_view *v, uint64_t modseq)
 }
 
 static void
-write_flags_responses(struct imap_view *v, struct imap_cmd *cmd)
+write_flags_responses(struct imap_view *v, struct imap_cmd *cmd,
+    const char *const *kw, unsigned nkw)
 {
-	unsigned nkw;
-	const char *const *kw = store_mailbox_keywords(v->box, &nkw);
 	struct buf b;
 
 	buf_init(&b, 0);
@@ -267,7 +266,8 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	struct imap_view *v = xmalloc(sizeof(*v));
 	struct store_mailbox_info info;
 	const struct store_msg *msgs;
-	unsigned count;
+	const char *const *kw;
+	unsigned count, nkw;
 	uint32_t first_unseen = 0;
 
 	if (store_mailbox_open(s->store, name,
@@ -301,7 +301,8 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly,
 		if (msgs[i].modseq > v->modseq)
 			v->modseq = msgs[i].modseq;
 	}
-	write_flags_responses(v, cmd);
+	kw = store_mailbox_keywords(v->box, &nkw);
+	write_flags_responses(v, cmd, kw, nkw);
 	imap_cmd_printf(cmd, "* %u EXISTS", v->count);
 	imap_cmd_printf(cmd, "* %u RECENT", v->recent);
 	if (first_unseen != 0)
@@ -343,14 +344,36 @@ imap_view_free(struct imap_view **vp)
 
 int
 imap_view_reopen(struct imap_view *v, struct imap_session *s,
-    struct store_error *err)
+    struct imap_changes_cache *cache, struct store_error *err)
 {
+	unsigned flags = v->readonly ? STORE_OPEN_READONLY : 0;
+	struct imap_reopened *r;
+
 	if (v->box != NULL)
 		return 0;
+	if (cache != NULL) {
+		for (r = cache->reopened; r != NULL; r = r->next) {
+			if (r->store == s->store &&
+			    strcmp(r->name, v->name) == 0) {
+				store_mailbox_open_same(r->box, flags,
+				    &v->box);
+				return 0;
+			}
+		}
+	}
 	/* The messages this view had claimed as \Recent are not marked
 	 * in FETCH after this; the RECENT count stays right. */
-	return store_mailbox_open(s->store, v->name,
-	    v->readonly ? STORE_OPEN_READONLY : 0, &v->box, err);
+	if (store_mailbox_open(s->store, v->name, flags, &v->box, err) < 0)
+		return -1;
+	if (cache != NULL) {
+		r = arena_alloc(&cache->arena, sizeof(*r));
+		r->store = s->store;
+		r->name = arena_strdup(&cache->arena, v->name);
+		r->box = v->box;
+		r->next = cache->reopened;
+		cache->reopened = r;
+	}
+	return 0;
 }
 
 int
@@ -398,39 +421,124 @@ view_flush_expunges(struct imap_view *v, struct imap_cmd *cmd)
 	}
 }
 
+/* The changes since v->modseq, from the cache when another view of the
+ * same mailbox at the same modseq asked already. */
+static const struct imap_changes *
+view_changes(struct imap_view *v, struct arena *arena,
+    struct imap_changes_cache *cache, struct imap_changes *local)
+{
+	struct imap_changes *c = local;
+	struct store_error err;
+	const char *const *kw;
+	unsigned nkw;
+
+	if (cache != NULL) {
+		for (c = cache->list; c != NULL; c = c->next) {
+			if (c->since == v->modseq &&
+			    c->uidvalidity == v->uidvalidity &&
+			    strcmp(c->name, v->name) == 0) {
+				cache->hits++;
+				return c;
+			}
+		}
+		arena = &cache->arena;
+		c = arena_alloc(arena, sizeof(*c));
+	}
+	if (store_mailbox_changes(v->box, v->modseq, arena, &c->ch,
+	    &err) < 0)
+		return NULL;
+	kw = store_mailbox_keywords(v->box, &nkw);
+	c->keyword_count = nkw;
+	c->keywords = kw;
+	c->since = v->modseq;
+	c->uidvalidity = v->uidvalidity;
+	c->name = v->name;
+	if (cache != NULL) {
+		/* Kept beyond this box's next keyword reload. */
+		char **copy = arena_alloc(arena, (nkw + 1) * sizeof(*copy));
+
+		for (unsigned i = 0; i < nkw; i++)
+			copy[i] = arena_strdup(arena, kw[i]);
+		c->keywords = (const char *const *)copy;
+		c->name = arena_strdup(arena, v->name);
+		c->next = cache->list;
+		cache->list = c;
+		cache->queries++;
+	}
+	return c;
+}
+
+void
+imap_changes_cache_init(struct imap_changes_cache *cache)
+{
+	memset(cache, 0, sizeof(*cache));
+	arena_init(&cache->arena);
+}
+
+void
+imap_changes_cache_reset(struct imap_changes_cache *cache)
+{
+	arena_reset(&cache->arena);
+	cache->list = NULL;
+	cache->reopened = NULL;
+}
+
+void
+imap_changes_cache_free(struct imap_changes_cache *cache)
+{
+	arena_free(&cache->arena);
+	cache->list = NULL;
+	cache->reopened = NULL;
+}
+
 void
 imap_view_update(struct imap_view *v, struct imap_cmd *cmd,
     bool allow_expunge)
 {
-	struct store_changes ch;
-	struct store_error err;
+	imap_view_update_cached(v, cmd, allow_expunge, NULL);
+}
+
+void
+imap_view_update_cached(struct imap_view *v, struct imap_cmd *cmd,
+    bool allow_expunge, struct imap_changes_cache *cache)
+{
+	struct imap_changes local;
+	const struct imap_changes *c;
+	const struct store_changes *ch;
 	unsigned nkw, added = 0;
 	const char *const *kw;
 	uint32_t maxuid;
 	struct buf b;
 
-	if (store_mailbox_changes(v->box, v->modseq, &cmd->arena, &ch,
-	    &err) < 0)
+	c = view_changes(v, &cmd->arena, cache, &local);
+	if (c == NULL)
 		return;
-	kw = store_mailbox_keywords(v->box, &nkw);
+	ch = &c->ch;
+	kw = c->keywords;
+	nkw = c->keyword_count;
 	if (nkw != v->keyword_count)
-		write_flags_responses(v, cmd);
-	for (unsigned i = 0; i < ch.expunged_count; i++)
-		if (imap_view_seq(v, ch.expunged[i]) != 0)
-			view_add_pending(v, ch.expunged[i]);
+		write_flags_responses(v, cmd, kw, nkw);
+	for (unsigned i = 0; i < ch->expunged_count; i++)
+		if (imap_view_seq(v, ch->expunged[i]) != 0)
+			view_add_pending(v, ch->expunged[i]);
 	if (allow_expunge)
 		view_flush_expunges(v, cmd);
 
 	maxuid = v->count > 0 ? v->uids[v->count - 1] : 0;
 	buf_init(&b, 0);
-	for (unsigned i = 0; i < ch.changed_count; i++) {
-		const struct store_msg *m = &ch.changed[i];
-		uint32_t seq;
+	for (unsigned i = 0; i < ch->changed_count; i++) {
+		const struct store_msg *m = &ch->changed[i];
+		uint32_t flags, seq;
 
+		/* \Recent is this view's own (the change set may have been
+		 * read through another view's mailbox). */
+		flags = m->flags & ~(uint32_t)STORE_F_RECENT;
+		if (store_mailbox_is_recent(v->box, m->uid))
+			flags |= STORE_F_RECENT;
 		if (m->uid > maxuid) {
 			view_add_uid(v, m->uid);
 			maxuid = m->uid;
-			if ((m->flags & STORE_F_RECENT) != 0)
+			if ((flags & STORE_F_RECENT) != 0)
 				v->recent++;
 			added++;
 			continue;
@@ -444,7 +552,7 @@ imap_view_update(struct imap_view *v, struct imap_cmd *cmd,
 		if (cmd->uid)
 			buf_printf(&b, "UID %u ", m->uid);
 		buf_append_str(&b, "FLAGS ");
-		imap_flags_write(&b, m->flags, m->keywords, kw, nkw);
+		imap_flags_write(&b, flags, m->keywords, kw, nkw);
 		buf_append_str(&b, ")\r\n");
 		imap_cmd_write(cmd, b.data, b.len);
 	}
@@ -453,8 +561,8 @@ imap_view_update(struct imap_view *v, struct imap_cmd *cmd,
 		imap_cmd_printf(cmd, "* %u EXISTS", v->count);
 		imap_cmd_printf(cmd, "* %u RECENT", v->recent);
 	}
-	if (ch.highestmodseq > v->modseq)
-		v->modseq = ch.highestmodseq;
+	if (ch->highestmodseq > v->modseq)
+		v->modseq = ch->highestmodseq;
 	v->sent_count = 0;
 }
 

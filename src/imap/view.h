@@ -16,6 +16,7 @@
 #include "store/store.h"
 
 struct buf;
+struct imap_changes_cache;
 struct imap_cmd;
 struct imap_session;
 
@@ -48,9 +49,11 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
     struct imap_cmd *cmd, struct imap_view **view_r, struct store_error *err);
 /* Free the view; with the owner's lock held. */
 void imap_view_free(struct imap_view **view);
-/* Open the view's mailbox again after a release: 0 or -1 with *err. */
+/* Open the view's mailbox again after a release: 0 or -1 with *err.
+ * With a cache (a batch), views of a mailbox already reopened in it copy
+ * that handle instead of reading the index. */
 int imap_view_reopen(struct imap_view *view, struct imap_session *s,
-    struct store_error *err);
+    struct imap_changes_cache *cache, struct store_error *err);
 
 /* Look at the Maildir again (NOOP, CHECK, IDLE): 0 or -1. */
 int imap_view_sync(struct imap_view *view, struct imap_session *s,
@@ -64,6 +67,46 @@ int imap_view_sync(struct imap_view *view, struct imap_session *s,
  */
 void imap_view_update(struct imap_view *view, struct imap_cmd *cmd,
     bool allow_expunge);
+
+/*
+ * Change sets shared by the views of one user in one batch of IDLE runs
+ * (imap_cmd_requeue_batched()): the first view of a mailbox at a given
+ * modseq reads the index, the others apply the same set from memory.  Valid
+ * only while the user's lock is held without a break and nothing in the
+ * batch writes to the index (reset it after a rescan).
+ */
+struct imap_changes {
+	struct imap_changes *next;
+	const char *name;		/* the mailbox */
+	uint32_t uidvalidity;
+	uint64_t since;			/* the modseq asked from */
+	struct store_changes ch;
+	const char *const *keywords;	/* the mailbox's keyword names */
+	unsigned keyword_count;
+};
+
+/* A mailbox reopened in the batch: its other views copy the handle. */
+struct imap_reopened {
+	struct imap_reopened *next;
+	struct store_user *store;
+	const char *name;
+	struct store_mailbox *box;	/* the first view's */
+};
+
+struct imap_changes_cache {
+	struct arena arena;
+	struct imap_changes *list;
+	struct imap_reopened *reopened;
+	unsigned queries, hits;		/* index reads, answers from memory */
+};
+
+void imap_changes_cache_init(struct imap_changes_cache *cache);
+void imap_changes_cache_reset(struct imap_changes_cache *cache);
+void imap_changes_cache_free(struct imap_changes_cache *cache);
+
+/* imap_view_update() through cache (NULL: no cache). */
+void imap_view_update_cached(struct imap_view *v, struct imap_cmd *cmd,
+    bool allow_expunge, struct imap_changes_cache *cache);
 
 /*
  * The client has been sent the flags of every message changed at modseq

@@ -38,7 +38,10 @@ worker_proc_shutdown(struct worker *w, void *ctx)
 static void
 worker_proc_tick(struct worker *w, void *ctx)
 {
+	struct worker_proc *wp = ctx;
+
 	notify_drain();
+	imap_server_tick(wp->imap);
 }
 
 static void
@@ -100,7 +103,7 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 		free(run_dir);
 		notify_set_poll_interval(cfg->idle_poll_interval);
 		imap_server_start_release(wp.imap, cfg->idle_release);
-		worker_on_tick(wp.w, worker_proc_tick, NULL);
+		worker_on_tick(wp.w, worker_proc_tick, &wp);
 	}
 	uv_signal_init(worker_loop(wp.w), &wp.sighup);
 	wp.sighup.data = &wp;

@@ -249,6 +249,22 @@ store_mailbox_open(struct store_user *user, const char *name,
 }
 
 void
+store_mailbox_open_same(struct store_mailbox *from, unsigned flags,
+    struct store_mailbox **box_r)
+{
+	struct store_mailbox *box = xmalloc(sizeof(*box));
+
+	box->user = from->user;
+	box->mb = from->mb;
+	box->path = xstrdup(from->path);
+	box->readonly = (flags & STORE_OPEN_READONLY) != 0;
+	arena_init(&box->snap_arena);
+	arena_init(&box->kw_arena);
+	from->user->open_boxes++;
+	*box_r = box;
+}
+
+void
 store_mailbox_close(struct store_mailbox **boxp)
 {
 	struct store_mailbox *box = *boxp;

@@ -256,6 +256,14 @@ enum store_open_flags {
  */
 int store_mailbox_open(struct store_user *user, const char *name,
     unsigned flags, struct store_mailbox **box_r, struct store_error *err);
+/*
+ * Open the mailbox `from` is open on, from its row as `from` last read it,
+ * without reading the index: for many views of one mailbox reopened
+ * together on the same store_user, with nothing written in between (IDLE
+ * wake-ups after a release).  Never fails.
+ */
+void store_mailbox_open_same(struct store_mailbox *from, unsigned flags,
+    struct store_mailbox **box_r);
 void store_mailbox_close(struct store_mailbox **box);
 
 /*

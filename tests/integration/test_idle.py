@@ -371,3 +371,84 @@ def test_idle_users_release_their_index_and_still_hear_changes(herald_server):
     finally:
         for c in conns:
             c.close()
+
+
+@pytest.mark.timeout_s(60)
+def test_many_idlers_of_one_mailbox_share_one_index_read(herald_server):
+    """40 sessions of one user idle on INBOX in one worker.  A change
+    wakes them together; they run as one batch that reads the index once
+    and answers the others from memory (imap_cmd_requeue_batched()).  Each
+    idler must still get exactly its own, correct responses: EXISTS, the
+    new keyword in FLAGS and FETCH, EXPUNGE with the right number, and a
+    Maildir drop (a rescan inside the batch), also after the index was
+    released and reopened."""
+    import smtplib
+    n_idlers = 40
+    srv = herald_server(idle_release="1", fsync="no", workers="1",
+                        log_level="debug")
+    writer = None
+    idlers = [srv.login("alice") for _ in range(n_idlers)]
+    try:
+        base = select(idlers[0])
+        for c in idlers:
+            assert select(c) == base
+            start_idle(c)
+        # Quiet: the shared index is released; the wake-up reopens it once
+        # and the other views copy the handle.
+        wait_until(lambda: index_fds(srv) == 0, 10, what="index released")
+        lmtp = smtplib.LMTP("127.0.0.1", srv.lmtp_port, timeout=10)
+        lmtp.sendmail("sender@example.org", ["alice@example.org"],
+                      MESSAGE % ("fanout", "fanout"))
+        lmtp.quit()
+        for c in idlers:
+            line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
+            assert line == "* %d EXISTS" % (base + 1)
+        writer = srv.login("alice")
+        assert select(writer, tag="S0") == base + 1
+        # A new keyword: FLAGS first, then the FETCH, at every idler.
+        # \\Recent is per session: at most the one idler whose rescan
+        # claimed the delivered message may show it.
+        untagged, tagged = writer.command(
+            "W1", "STORE %d +FLAGS (Fanout$kw)" % (base + 1))
+        assert tagged.startswith("W1 OK"), tagged
+        recent = 0
+        for c in idlers:
+            line, _ = read_until(c, lambda l: l.startswith("* FLAGS"))
+            assert "Fanout$kw" in line, line
+            line, _ = read_until(c, lambda l: " FETCH " in l)
+            assert line.startswith("* %d FETCH (FLAGS (" % (base + 1))
+            assert "Fanout$kw" in line, line
+            recent += "\\Recent" in line
+        assert recent <= 1, recent
+        # Expunge the first message: every idler renumbers.
+        untagged, tagged = writer.command("W2", "STORE 1 +FLAGS (\\Deleted)")
+        assert tagged.startswith("W2 OK"), tagged
+        untagged, tagged = writer.command("W3", "EXPUNGE")
+        assert tagged.startswith("W3 OK"), tagged
+        for c in idlers:
+            line, _ = read_until(c, lambda l: l.endswith(" EXPUNGE"))
+            assert line == "* 1 EXPUNGE"
+        # A file dropped by another program: one idler rescans, all hear.
+        drop_message(srv, "dropped")
+        for c in idlers:
+            line, _ = read_until(c, lambda l: l.endswith(" EXISTS"))
+            assert line == "* %d EXISTS" % (base + 1)
+        # The batches really shared their reads.
+        batches = [tuple(map(int, m)) for m in re.findall(
+            r"batch of (\d+) runs, (\d+) index reads, (\d+) from memory",
+            srv.log())]
+        big = [b for b in batches if b[0] >= n_idlers // 2]
+        assert big, batches
+        assert all(runs == reads + hits for runs, reads, hits in big), big
+        assert any(reads <= 2 for _, reads, _ in big), big
+        # And every session still works after IDLE.
+        for c in idlers:
+            c.send("DONE\r\n")
+            read_until(c, lambda l: l.startswith("I1 OK"))
+        untagged, tagged = idlers[0].command("N1", "NOOP")
+        assert tagged.startswith("N1 OK"), tagged
+    finally:
+        if writer is not None:
+            writer.close()
+        for c in idlers:
+            c.close()
