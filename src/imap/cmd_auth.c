@@ -24,16 +24,31 @@
 #include <strings.h>
 #include <uv.h>
 
+/*
+ * A login goes through up to three steps: the throttle delay (a timer,
+ * even of 0 ms), the check on the thread pool, and after a failure the
+ * auth_failure_delay_ms delay (the timer again).  One step owns the
+ * request at a time: the timer is closed when its delay ends, before the
+ * next step starts, so no handle of the request is open while the check
+ * runs, and whichever step ends last frees it.
+ *
+ * The command points to the request (cmd->ctx).  If the session closes
+ * first (the client left, or SIGTERM's BYE), freeing the command detaches
+ * the request (auth_cmd_cleanup()): a delay ends at once, a check in
+ * flight is let finish.  Either way the request frees itself without
+ * waiting for timers that a stopping worker would never run.
+ */
 struct auth_request {
 	uv_work_t work;
 	uv_timer_t timer;
-	struct imap_cmd *cmd;	/* cmd->s is NULL once the session closed */
+	uv_loop_t *loop;
+	struct imap_cmd *cmd;	/* NULL once the session closed */
 	struct passdb *passdb;
 	char *user;
 	char *password;
 	const char *method;
 	enum passdb_result result;
-	bool timer_open:1;
+	bool timer_active:1;	/* a delay is running */
 };
 
 static const struct config *
@@ -74,54 +89,52 @@ auth_request_free(struct auth_request *req)
 }
 
 static void
-auth_timer_closed(uv_handle_t *h)
+auth_timer_free_cb(uv_handle_t *h)
 {
 	auth_request_free(h->data);
 }
 
 static void
-auth_request_done(struct auth_request *req)
+auth_delay_start(struct auth_request *req, uint64_t ms, uv_timer_cb cb)
 {
-	if (req->timer_open) {
-		req->timer_open = false;
-		uv_close((uv_handle_t *)&req->timer, auth_timer_closed);
-	} else {
-		auth_request_free(req);
-	}
+	uv_timer_init(req->loop, &req->timer);
+	req->timer.data = req;
+	req->timer_active = true;
+	uv_timer_start(&req->timer, cb, ms, 0);
 }
 
-/*
- * If the session closed while the request was in flight, the command is
- * the request's to free (session_closed() set cmd->s to NULL).  Returns
- * the session, or NULL after cleaning up.
- */
-static struct imap_session *
-auth_session(struct auth_request *req)
+/* The delay is over or cancelled: close the timer, then call cb. */
+static void
+auth_delay_end(struct auth_request *req, uv_close_cb cb)
 {
-	struct imap_cmd *cmd = req->cmd;
+	req->timer_active = false;
+	uv_close((uv_handle_t *)&req->timer, cb);
+}
 
-	if (cmd->s != NULL)
-		return cmd->s;
-	free(cmd->tag);
-	free(cmd);
+/* The command is freed before the login finished: the session closed. */
+static void
+auth_cmd_cleanup(struct imap_cmd *cmd)
+{
+	struct auth_request *req = cmd->ctx;
+
+	cmd->ctx = NULL;
 	req->cmd = NULL;
-	auth_request_done(req);
-	return NULL;
+	/* A check in flight, or a timer closing, frees it when it ends. */
+	if (req->timer_active)
+		auth_delay_end(req, auth_timer_free_cb);
 }
 
+/* Reply to the client; the reply frees the command. */
 static void
 auth_finish(struct auth_request *req)
 {
 	struct imap_cmd *cmd = req->cmd;
-	struct imap_session *s = auth_session(req);
-	struct imap_server *srv;
-	unsigned max_failures;
+	struct imap_session *s = cmd->s;
+	struct imap_server *srv = s->server;
+	unsigned max_failures = worker_config(srv->worker)->max_auth_failures;
 
-	if (s == NULL)
-		return;
-	srv = s->server;
-	max_failures = worker_config(srv->worker)->max_auth_failures;
-	/* The reply ends the command and frees cmd. */
+	cmd->cleanup = NULL;
+	cmd->ctx = NULL;
 	req->cmd = NULL;
 	switch (req->result) {
 	case PASSDB_OK:
@@ -138,7 +151,7 @@ auth_finish(struct auth_request *req)
 		break;
 	case PASSDB_FAIL:
 		auth_throttle_failure(srv->throttle, conn_peer(s->conn),
-		    uv_now(worker_loop(srv->worker)));
+		    uv_now(req->loop));
 		s->auth_failures++;
 		imap_session_log(s, LOG_LEVEL_INFO,
 		    "login failed method=%s user=<%s> failures=%u",
@@ -156,13 +169,15 @@ auth_finish(struct auth_request *req)
 		    "Temporary authentication failure.");
 		break;
 	}
-	auth_request_done(req);
 }
 
 static void
 auth_delay_cb(uv_timer_t *t)
 {
-	auth_finish(t->data);
+	struct auth_request *req = t->data;
+
+	auth_finish(req);
+	auth_delay_end(req, auth_timer_free_cb);
 }
 
 static void
@@ -177,37 +192,47 @@ static void
 auth_after_work_cb(uv_work_t *work, int status)
 {
 	struct auth_request *req = work->data;
-	struct imap_session *s;
+	unsigned delay_ms;
 
 	explicit_bzero(req->password, strlen(req->password));
 	if (status != 0)
 		req->result = PASSDB_ERROR;
-	s = auth_session(req);
-	if (s == NULL)
+	if (req->cmd == NULL) {
+		auth_request_free(req);
 		return;
-	if (req->result == PASSDB_FAIL &&
-	    cmd_cfg(req->cmd)->auth_failure_delay_ms > 0) {
-		uv_timer_start(&req->timer, auth_delay_cb,
-		    cmd_cfg(req->cmd)->auth_failure_delay_ms, 0);
+	}
+	delay_ms = cmd_cfg(req->cmd)->auth_failure_delay_ms;
+	if (req->result == PASSDB_FAIL && delay_ms > 0) {
+		auth_delay_start(req, delay_ms, auth_delay_cb);
 		return;
 	}
 	auth_finish(req);
+	auth_request_free(req);
+}
+
+/* The throttle delay is over and its timer closed: start the check. */
+static void
+auth_start_cb(uv_handle_t *h)
+{
+	struct auth_request *req = h->data;
+
+	if (req->cmd == NULL) {
+		auth_request_free(req);
+		return;
+	}
+	req->work.data = req;
+	if (uv_queue_work(req->loop, &req->work, auth_work_cb,
+	    auth_after_work_cb) != 0) {
+		req->result = PASSDB_ERROR;
+		auth_finish(req);
+		auth_request_free(req);
+	}
 }
 
 static void
-auth_start_cb(uv_timer_t *t)
+auth_throttle_cb(uv_timer_t *t)
 {
-	struct auth_request *req = t->data;
-	struct imap_session *s = auth_session(req);
-
-	if (s == NULL)
-		return;
-	req->work.data = req;
-	if (uv_queue_work(worker_loop(s->server->worker), &req->work,
-	    auth_work_cb, auth_after_work_cb) != 0) {
-		req->result = PASSDB_ERROR;
-		auth_finish(req);
-	}
+	auth_delay_end(t->data, auth_start_cb);
 }
 
 /*
@@ -220,26 +245,25 @@ auth_begin(struct imap_cmd *cmd, const char *method, char *user,
 	struct imap_session *s = cmd->s;
 	struct imap_server *srv = s->server;
 	struct auth_request *req = xmalloc(sizeof(*req));
-	uv_loop_t *loop = worker_loop(srv->worker);
 	uint64_t delay;
 
+	req->loop = worker_loop(srv->worker);
 	req->cmd = cmd;
 	req->passdb = srv->passdb;
 	req->user = user;
 	req->password = password;
 	req->method = method;
-	uv_timer_init(loop, &req->timer);
-	req->timer.data = req;
-	req->timer_open = true;
+	cmd->ctx = req;
+	cmd->cleanup = auth_cmd_cleanup;
 	delay = auth_throttle_delay(srv->throttle, conn_peer(s->conn),
-	    uv_now(loop));
+	    uv_now(req->loop));
 	if (delay > 0)
 		imap_session_log(s, LOG_LEVEL_INFO,
 		    "login throttled delay_ms=%llu",
 		    (unsigned long long)delay);
 	/* Through the timer even with no delay: the reply must come after
 	 * this handler returns (the session marks itself waiting). */
-	uv_timer_start(&req->timer, auth_start_cb, delay, 0);
+	auth_delay_start(req, delay, auth_throttle_cb);
 }
 
 static bool

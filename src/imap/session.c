@@ -453,13 +453,9 @@ session_closed(void *ctx)
 	 * it is freed when that work comes back. */
 	if (s->cmd != NULL && s->cmd->in_pool)
 		return;
-	/* A login in flight notices cmd->s == NULL when it completes and
-	 * frees the command itself.  A command waiting for the client to
-	 * read its output (FETCH between slices) is freed with the session. */
-	if (s->cmd != NULL && s->waiting && !s->cmd->wait_drain) {
-		s->cmd->s = NULL;
-		s->cmd = NULL;
-	}
+	/* Any other command is freed with the session: one waiting for the
+	 * client to read its output (FETCH between slices), or a login in
+	 * flight, which its cleanup detaches from the command. */
 	imap_session_destroy(s);
 }
 

@@ -541,12 +541,16 @@ class Server:
         ctx.check_hostname = True
         return ctx
 
-    def raw(self, tls=False, port=None, timeout=IO_TIMEOUT, greeting=True):
+    def raw(self, tls=False, port=None, timeout=IO_TIMEOUT, greeting=True,
+            source=None):
         """A raw connection; tls=True uses the implicit-TLS port.  With
-        greeting, the greeting line is read and kept in .greeting."""
+        greeting, the greeting line is read and kept in .greeting.  source
+        is another loopback address to connect from (e.g. "127.0.0.2")."""
         if port is None:
             port = self.imaps_port if tls else self.imap_port
-        sock = socket.create_connection((HOST, port), timeout=timeout)
+        sock = socket.create_connection(
+            (HOST, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             try:
                 sock = self.ssl_context().wrap_socket(

@@ -320,6 +320,44 @@ def test_sigterm_sends_bye_and_exits_zero(herald_server):
     assert re.search(r"master\[\d+\] info: stopped", srv.log())
 
 
+def test_sigterm_with_logins_pending(herald_server):
+    # Logins still waiting when SIGTERM comes: one throttled (its check
+    # has not started), one failed and waiting out auth_failure_delay_ms,
+    # and one whose client left during that delay.  The worker stops
+    # without waiting for them and frees them (a sanitizer build reports
+    # a leak otherwise; the teardown checks).
+    srv = herald_server(workers=1, shutdown_timeout=5,
+                        auth_failure_delay_ms=3000, auth_throttle_failures=1,
+                        auth_throttle_window=60, auth_throttle_delay_max=30)
+    first = srv.raw(source="127.0.0.2")
+    first.send("a LOGIN alice wrong\r\n")   # answered after 3 s
+    time.sleep(2.5)
+    failing = srv.raw()
+    failing.send("f LOGIN alice wrong\r\n")
+    with srv.raw(source="127.0.0.3") as gone:
+        gone.send("g LOGIN alice wrong\r\n")
+        time.sleep(0.1)
+    with first:
+        _, tagged = first.read_tagged("a")
+        assert tagged.startswith("a NO [AUTHENTICATIONFAILED]"), tagged
+    # 127.0.0.2 is now throttled for 1 s, even with the right password.
+    throttled = srv.raw(source="127.0.0.2")
+    throttled.send("t LOGIN alice %s\r\n" % imap_quote(ALICE))
+    srv.wait_log(r"login throttled delay_ms=1000")
+    t0 = time.monotonic()
+    srv.kill(signal.SIGTERM)
+    for c in (throttled, failing):
+        with c:
+            lines = c.expect_eof(timeout=8)
+            assert lines and lines[-1].startswith("* BYE "), lines
+            assert not any(re.match(r"[tf] ", l) for l in lines), lines
+    rc = srv.proc.wait(15)
+    elapsed = time.monotonic() - t0
+    assert rc == 0, srv.log()[-3000:]
+    # Without waiting for the failure delay (2.5 s more).
+    assert elapsed < 2, "shutdown took %.1fs" % elapsed
+
+
 def test_sigterm_idle_server_exits_quickly(herald_server):
     srv = herald_server()
     t0 = time.monotonic()
