@@ -9,9 +9,9 @@ Each server is stopped with SIGTERM at teardown; the teardown fails unless
 the master exits 0 within 15 s, no sanitizer report is in its stderr and no
 worker died (unless the test set srv.expect_worker_deaths).  With the
 shared server, a report or a worker death is also blamed on the test during
-which it appeared.  For a sanitizer build, run with
-ASAN_OPTIONS=detect_leaks=0: the CLI and the master leak their config at
-exit, which LeakSanitizer reports.
+which it appeared.  For a sanitizer build, set HERALD_SANITIZERS (as make
+check-asan does): RSS bounds are then printed, not checked
+(helpers.assert_rss_bound()); leak reports fail like any other.
 
 Every test runs under a SIGALRM watchdog (default 60 s; override with
 @pytest.mark.timeout_s(N)), since pytest-timeout is not available.
