@@ -112,20 +112,43 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def _stat_fields(path):
+    """The fields of a /proc stat file after the command name: [0] is the
+    state, [2] the process group.  None if it is gone."""
+    try:
+        with open(path) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _threads_alive(pid):
+    """Whether a thread of process pid has not exited yet."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return False
+    for tid in tids:
+        fields = _stat_fields("/proc/%d/task/%s/stat" % (pid, tid))
+        if fields is not None and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def group_pids(pgid):
-    """PIDs of the live (not zombie) processes in process group pgid,
-    read from /proc."""
+    """PIDs of the live processes in process group pgid, read from /proc.
+    A zombie counts as live while one of its threads is: the main thread
+    of a SIGKILLed worker can exit (state Z) while a thread-pool thread
+    still finishes an fsync(), and until that thread is gone the process
+    keeps its descriptors, listening sockets included."""
     pids = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = _stat_fields("/proc/%s/stat" % p)
+        if fields is None or int(fields[2]) != pgid:
             continue
-        # fields[0] is the state, fields[2] the process group.
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+        if fields[0] not in ("Z", "X") or _threads_alive(int(p)):
             pids.append(int(p))
     return pids
 
