@@ -15,7 +15,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGETS ?=
 SAN_FLAGS = -DSAN=address,undefined
 
-.PHONY: all build run check check-all check-plain check-asan fuzz fuzz-build \
+.PHONY: all build run check check-plain check-asan fuzz fuzz-build \
 	fuzz-smoke valgrind deps-build deps-test clean
 
 all: build
@@ -35,17 +35,13 @@ build: deps-build
 run: build
 	./$(BUILD)/herald serve
 
-# The README's test command (and .ci/run's): a -Werror build, unit and
-# integration tests.  The ASan+UBSan lane (check-asan) and the fuzz smoke
-# run (fuzz-smoke) are separate targets until check-asan is green: some
-# integration tests measure RSS, which ASan's allocator inflates, and the
-# run is not yet clean (docs/FUZZING.md).
+# The README's test command (and .ci/run's): three lanes one after the
+# other, since they share ports and cores; the first that fails stops it.
+# A -Werror build with unit and integration tests (check-plain), the same
+# under ASan+UBSan (check-asan), then every fuzz target briefly from its
+# seeds (fuzz-smoke).  About 9 minutes on 2 cores (docs/FUZZING.md, "How
+# CI uses them").
 check: deps-test
-	$(MAKE) --no-print-directory check-plain
-
-# All three lanes one after the other (they share ports and cores), about
-# 8 minutes on 2 cores: what "check" becomes once check-asan is green.
-check-all: deps-test
 	$(MAKE) --no-print-directory check-plain
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory fuzz-smoke

@@ -277,8 +277,10 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 	sqlite3_extended_result_codes(si->db, 1);
 	sqlite3_busy_timeout(si->db, set->busy_timeout_ms > 0 ?
 	    (int)set->busy_timeout_ms : 10000);
+	/* synchronous first: switching a new database to WAL is a write
+	 * that would otherwise sync with the default setting. */
 	snprintf(pragma, sizeof(pragma),
-	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
+	    "PRAGMA synchronous = %s; PRAGMA journal_mode = WAL;"
 	    " PRAGMA foreign_keys = ON;"
 	    /* One connection per user and worker stays open while the
 	     * user's sessions do: keep its page cache small (the kernel's
