@@ -130,6 +130,9 @@ static const struct option options[] = {
 	    "create the user \"demo\" on first start"),
 	O_BOOL(fsync, "yes",
 	    "fsync mail and index before acknowledging; no = tests only"),
+	O_BOOL(fts_index_on_delivery, "yes",
+	    "index the BODY text of delivered/appended mail at once;"
+	    " no = at the first BODY search"),
 
 	O_ENUM(plaintext_auth, enum config_plaintext_auth,
 	    plaintext_auth_names, "loopback",

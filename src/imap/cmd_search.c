@@ -9,15 +9,24 @@
  * first tested on the index fields, then on a cached RFC822.SIZE, and only
  * mapped and parsed if the criteria still need it; its memory is released
  * before the next.
+ *
+ * Header keys and BODY use the search data of the index (store.h): header
+ * values stored by earlier searches answer without the file, and the
+ * full-text index rules out the messages whose text cannot hold a BODY
+ * needle.  What a search had to read a file for (values of a searched
+ * field, BODY text) is stored at the end of each slice, in one short write
+ * transaction, so the next search of that field or text finds it.
  */
 #include "imap/commands.h"
 
 #include "imap/msgload.h"
 #include "imap/search.h"
 #include "imap/view.h"
+#include "log/log.h"
 #include "store/store.h"
 
 #include <stdlib.h>
+#include "core/xmalloc.h"
 #include <string.h>
 #include <time.h>
 
@@ -35,7 +44,21 @@ struct search_ctx {
 	uint32_t *results;		/* seqs or UIDs, ascending */
 	unsigned result_count;
 	bool started;
+	bool save;			/* store what the index lacked */
+	/* Search data to store at the end of the slice. */
+	struct arena put_arena;		/* this slice's; freed at its end */
+	struct store_search_item *puts;
+	unsigned put_count, put_cap;
+	size_t put_bytes;
+	unsigned from_index, files_read;	/* for the debug log */
+	uint32_t cur_uid;		/* message queue_put() is for */
 };
+
+/* Flush the search data early once a slice has gathered this much. */
+#define SEARCH_PUT_MAX_BYTES (8u * 1024 * 1024)
+/* Longest value or text stored; a message with a longer one is read by
+ * every search. */
+#define SEARCH_PUT_MAX_TEXT (4u * 1024 * 1024)
 
 static uint64_t
 now_ms(void)
@@ -73,6 +96,92 @@ cached_vsize(struct store_mailbox *box, struct imap_search_msg *m,
 	}
 	m->vsize = v;
 	m->vsize_known = true;
+}
+
+static void
+queue_put(void *vctx, const struct imap_search_aux *aux, const void *data,
+    size_t len)
+{
+	struct search_ctx *ctx = vctx;
+	struct store_search_item *it;
+
+	/* A huge text would cost more to index than to scan once more. */
+	if (len > SEARCH_PUT_MAX_TEXT)
+		return;
+	if (ctx->put_count == ctx->put_cap) {
+		ctx->put_cap = ctx->put_cap == 0 ? 256 : ctx->put_cap * 2;
+		ctx->puts = xrealloc(ctx->puts, ctx->put_cap *
+		    sizeof(*ctx->puts));
+	}
+	it = &ctx->puts[ctx->put_count++];
+	it->uid = ctx->cur_uid;
+	it->field = aux->field;
+	it->data = arena_memdup(&ctx->put_arena, len > 0 ? data : "",
+	    len > 0 ? len : 1);
+	it->len = len;
+	ctx->put_bytes += len;
+}
+
+/* Store the queued search data.  A failure (say, the write lock is busy)
+ * costs the next search a file read, nothing more. */
+static void
+flush_puts(struct imap_cmd *cmd, struct search_ctx *ctx)
+{
+	struct store_error err;
+
+	if (ctx->put_count > 0 && store_search_put(cmd->s->view->box,
+	    ctx->puts, ctx->put_count, &err) < 0)
+		log_warnx("search: storing search data failed: %s", err.text);
+	ctx->put_count = 0;
+	ctx->put_cap = 0;
+	ctx->put_bytes = 0;
+	free(ctx->puts);
+	ctx->puts = NULL;
+	arena_free(&ctx->put_arena);
+}
+
+/* Load the index data each aux can use.  Failures leave it unloaded: the
+ * files answer instead. */
+static void
+load_aux(struct search_ctx *ctx, struct store_mailbox *box,
+    struct arena *arena)
+{
+	struct store_error err;
+	uint32_t *indexed = NULL;
+	unsigned indexed_count = 0;
+	bool have_indexed = false;
+
+	for (struct imap_search_aux *a = imap_search_aux_list(ctx->search);
+	    a != NULL; a = a->next) {
+		if (a->kind == IMAP_SEARCH_AUX_HEADER) {
+			struct store_search_value *vals;
+
+			if (store_search_header_list(box, a->field, arena,
+			    &vals, &a->value_count, &err) < 0)
+				continue;
+			a->values = vals;
+			a->loaded = true;
+			continue;
+		}
+		if (!have_indexed) {
+			if (store_search_text_indexed(box, arena, &indexed,
+			    &indexed_count, &err) < 0)
+				continue;
+			have_indexed = true;
+		}
+		if (indexed_count > 0) {
+			uint32_t *cand;
+
+			if (store_search_text_candidates(box, a->needle,
+			    a->len, arena, &cand, &a->candidate_count,
+			    &a->usable, &err) < 0)
+				continue;
+			a->candidates = cand;
+		}
+		a->indexed = indexed;
+		a->indexed_count = indexed_count;
+		a->loaded = true;
+	}
 }
 
 /*
@@ -114,7 +223,15 @@ search_one(struct imap_cmd *cmd, struct search_ctx *ctx,
 		m.len = msg.size;
 		m.loaded = true;
 		r = imap_search_match(ctx->search, &m);
+		ctx->files_read++;
+		if (ctx->save) {
+			ctx->cur_uid = sm->uid;
+			imap_search_aux_missing(ctx->search, &m, queue_put,
+			    ctx);
+		}
 		imap_msg_unload(&msg);
+	} else if (m.from_index) {
+		ctx->from_index++;
 	}
 	if (r == IMAP_SEARCH_YES)
 		ret = 1;
@@ -147,6 +264,8 @@ search_start(struct imap_cmd *cmd, struct search_ctx *ctx,
 	    view->uids[view->count - 1] : 0, kw, nkw);
 	ctx->results = arena_alloc(&cmd->arena, ((size_t)view->count + 1) *
 	    sizeof(*ctx->results));
+	load_aux(ctx, view->box, &cmd->arena);
+	ctx->save = imap_search_aux_list(ctx->search) != NULL;
 	ctx->started = true;
 	return 0;
 }
@@ -185,8 +304,10 @@ search_run(struct imap_cmd *cmd)
 		return IMAP_RUN_DONE;
 	}
 	/* A fresh arena per slice: nothing but the command's arena outlives
-	 * run(), so a session closed between slices leaks nothing. */
+	 * run(), so a session closed between slices leaks nothing (the
+	 * search data queued in a slice is stored at its end). */
 	arena_init(&arena);
+	arena_init(&ctx->put_arena);
 	while (ctx->pos < view->count) {
 		uint32_t uid = view->uids[ctx->pos];
 		uint32_t seq = ++ctx->pos;
@@ -205,16 +326,20 @@ search_run(struct imap_cmd *cmd)
 		if (ret > 0)
 			ctx->results[ctx->result_count++] = cmd->uid ? uid :
 			    seq;
-		if (now_ms() >= deadline)
+		if (now_ms() >= deadline ||
+		    ctx->put_bytes >= SEARCH_PUT_MAX_BYTES)
 			break;
 	}
 	arena_free(&arena);
+	flush_puts(cmd, ctx);
 	if (ret < 0) {
 		imap_cmd_store_error(cmd, &err);
 		return IMAP_RUN_DONE;
 	}
 	if (ctx->pos < view->count)
 		return IMAP_RUN_MORE;
+	log_debug("search: %u messages, %u answered from the index,"
+	    " %u files read", view->count, ctx->from_index, ctx->files_read);
 	search_write_result(cmd, ctx);
 	imap_cmd_result(cmd, "OK", NULL, "%s completed.",
 	    cmd->uid ? "UID SEARCH" : "Search");

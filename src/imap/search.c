@@ -65,16 +65,19 @@ struct search_key {
 	int64_t day;			/* date keys */
 	struct imap_seqset set;		/* K_SEQ, K_UID */
 	uint64_t kw_mask;		/* K_KEYWORD, after prepare */
+	struct imap_search_aux *aux;	/* index data, if any */
 };
 
 struct imap_search {
 	struct search_key *root;
+	struct imap_search_aux *aux;
 };
 
 struct parse_ctx {
 	struct arena *arena;
 	const char *charset;	/* NULL: UTF-8 */
 	const char *error;
+	struct imap_search_aux *aux;	/* list being built */
 };
 
 struct cursor {
@@ -437,6 +440,67 @@ get_seqset(struct parse_ctx *pc, const char *s, struct imap_seqset *set)
 static struct search_key *parse_key(struct parse_ctx *pc, struct cursor *c,
     unsigned depth);
 
+/*
+ * The store field id of a header key: "h:" (HEADER), "s:" (SUBJECT) or
+ * "a:" (FROM, TO, CC, BCC: the rewritten address list) and the field name
+ * in lower case.  NULL for names that are not plain header field names
+ * (RFC 5322 section 2.2: printable ASCII but ':'), which are not cached.
+ */
+static const char *
+aux_field(struct parse_ctx *pc, const struct search_key *k)
+{
+	size_t len = strlen(k->name);
+	char *id;
+
+	if (len == 0 || len + 2 > STORE_SEARCH_FIELD_MAX)
+		return NULL;
+	id = arena_alloc(pc->arena, len + 3);
+	id[0] = k->type == K_HEADER ? 'h' : k->type == K_SUBJECT ? 's' : 'a';
+	id[1] = ':';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)k->name[i];
+
+		if (c <= ' ' || c >= 0x7f || c == ':')
+			return NULL;
+		id[i + 2] = (char)tolower(c);
+	}
+	id[len + 2] = '\0';
+	return id;
+}
+
+/* Link a header or BODY key to the index data that may answer it: keys
+ * of one header field id share one. */
+static void
+attach_aux(struct parse_ctx *pc, struct search_key *k)
+{
+	struct imap_search_aux *a;
+	const char *field = NULL;
+
+	if (k->type == K_TEXT)
+		return;		/* headers are not in the text index */
+	if (k->type != K_BODY) {
+		if ((field = aux_field(pc, k)) == NULL)
+			return;
+		for (a = pc->aux; a != NULL; a = a->next) {
+			if (a->field != NULL && strcmp(a->field, field) == 0) {
+				k->aux = a;
+				return;
+			}
+		}
+	}
+	a = arena_alloc(pc->arena, sizeof(*a));
+	a->kind = field != NULL ? IMAP_SEARCH_AUX_HEADER :
+	    IMAP_SEARCH_AUX_BODY;
+	a->field = field;
+	a->key_type = (int)k->type;
+	a->name = k->name;
+	a->needle = k->str;
+	a->len = k->len;
+	a->next = pc->aux;
+	pc->aux = a;
+	k->aux = a;
+}
+
 static void
 sort_children(struct search_key *k)
 {
@@ -563,6 +627,7 @@ parse_atom_key(struct parse_ctx *pc, struct cursor *c, const char *name,
 		/* An empty BODY or TEXT string is in every message. */
 		if (k->len == 0 && k->name == NULL)
 			return key_new(pc, K_ALL, COST_INDEX, "ALL");
+		attach_aux(pc, k);
 		return k;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(date_keys); i++) {
@@ -583,8 +648,10 @@ parse_atom_key(struct parse_ctx *pc, struct cursor *c, const char *name,
 			return NULL;
 		}
 		k->name = arena_strdup(pc->arena, field);
-		return get_string(pc, c, "HEADER", &k->str, &k->len) ? k :
-		    NULL;
+		if (!get_string(pc, c, "HEADER", &k->str, &k->len))
+			return NULL;
+		attach_aux(pc, k);
+		return k;
 	}
 	if (strcasecmp(name, "KEYWORD") == 0 ||
 	    strcasecmp(name, "UNKEYWORD") == 0) {
@@ -734,6 +801,7 @@ imap_search_parse(const struct imap_arg *args, unsigned nargs,
 	}
 	search = arena_alloc(arena, sizeof(*search));
 	search->root = root;
+	search->aux = pc.aux;
 	*search_r = search;
 	return IMAP_SEARCH_PARSE_OK;
 }
@@ -886,20 +954,6 @@ imap_search_msg_deinit(struct imap_search_msg *m)
 	m->mime = NULL;
 }
 
-/* Most decoded text kept for one message: decoding can grow text (Latin-1
- * to UTF-8, case folding), never by much more than this. */
-static size_t
-text_cap(size_t len)
-{
-	size_t cap = 64 * 1024;
-
-	if (len < (SIZE_MAX - cap) / 4)
-		cap += len * 4;
-	else
-		cap = SIZE_MAX;
-	return cap;
-}
-
 static struct mime_message *
 msg_mime(struct imap_search_msg *m)
 {
@@ -1047,25 +1101,29 @@ compress_lwsp(struct buf *b)
 		b->data[j] = '\0';
 }
 
-static enum imap_search_result
-match_header(const struct search_key *k, struct imap_search_msg *m)
+/*
+ * The values a header key compares against, each followed by a NUL byte
+ * (no value holds one: folding turns NUL into a space, and needles are
+ * folded too, so a needle never spans two values): one per field of the
+ * top-level header named name.  An empty result means the field is absent.
+ * This is also what the index stores for the key's field id.
+ */
+static void
+header_values(enum key_type type, const char *name,
+    struct imap_search_msg *m, struct buf *out)
 {
-	struct mime_message *msg;
-	const struct mime_part *root;
+	struct mime_message *msg = msg_mime(m);
+	const struct mime_part *root = msg->root;
+	struct buf one;
 
-	if (!m->loaded)
-		return IMAP_SEARCH_MAYBE;
-	msg = msg_mime(m);
-	root = msg->root;
+	buf_init(&one, 0);
 	for (unsigned i = 0; i < root->nfields; i++) {
 		const struct mime_header_field *f = &root->fields[i];
 
-		if (!f->has_colon || !mime_header_is(msg, f, k->name))
+		if (!f->has_colon || !mime_header_is(msg, f, name))
 			continue;
-		if (k->len == 0)
-			return IMAP_SEARCH_YES;
-		buf_reset(&m->scratch);
-		if (k->type == K_ADDRESS) {
+		buf_reset(&one);
+		if (type == K_ADDRESS) {
 			struct buf raw, dec;
 			size_t vlen;
 			const char *v = mime_header_value(msg, f, &vlen);
@@ -1078,18 +1136,79 @@ match_header(const struct search_key *k, struct imap_search_msg *m)
 			buf_append(&dec, "", 0);
 			mime_decode_header_utf8(&dec, raw.data != NULL ?
 			    raw.data : "", raw.len);
-			mime_search_fold(&m->scratch, dec.data, dec.len);
+			mime_search_fold(&one, dec.data, dec.len);
 			buf_free(&raw);
 			buf_free(&dec);
 		} else {
-			mime_search_header(&m->scratch, msg, f);
-			if (k->type == K_SUBJECT)
-				compress_lwsp(&m->scratch);
+			mime_search_header(&one, msg, f);
+			if (type == K_SUBJECT)
+				compress_lwsp(&one);
 		}
-		if (buf_contains(&m->scratch, k->str, k->len))
-			return IMAP_SEARCH_YES;
+		buf_append(out, one.data != NULL ? one.data : "", one.len);
+		buf_append(out, "", 1);
 	}
-	return IMAP_SEARCH_NO;
+	buf_free(&one);
+}
+
+static enum imap_search_result
+match_values(const struct search_key *k, const char *data, size_t len)
+{
+	/* An empty string matches every message having the field. */
+	if (k->len == 0)
+		return len > 0 ? IMAP_SEARCH_YES : IMAP_SEARCH_NO;
+	return len >= k->len && memmem(data, len, k->str, k->len) != NULL ?
+	    IMAP_SEARCH_YES : IMAP_SEARCH_NO;
+}
+
+static const struct store_search_value *
+aux_value(const struct imap_search_aux *a, uint32_t uid)
+{
+	unsigned lo = 0, hi = a->value_count;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (a->values[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < a->value_count && a->values[lo].uid == uid ?
+	    &a->values[lo] : NULL;
+}
+
+static bool
+uid_listed(const uint32_t *uids, unsigned count, uint32_t uid)
+{
+	unsigned lo = 0, hi = count;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < count && uids[lo] == uid;
+}
+
+static enum imap_search_result
+match_header(const struct search_key *k, struct imap_search_msg *m)
+{
+	const struct store_search_value *v;
+
+	if (!m->loaded) {
+		if (k->aux != NULL && k->aux->loaded &&
+		    (v = aux_value(k->aux, m->uid)) != NULL) {
+			m->from_index = true;
+			return match_values(k, v->data, v->len);
+		}
+		return IMAP_SEARCH_MAYBE;
+	}
+	buf_reset(&m->scratch);
+	header_values(k->type, k->name, m, &m->scratch);
+	return match_values(k, m->scratch.data, m->scratch.len);
 }
 
 /* "name: value" lines of one part's header, decoded and folded. */
@@ -1110,47 +1229,6 @@ part_headers(struct buf *out, const struct mime_message *msg,
 	}
 }
 
-static const char *
-part_charset(const struct mime_part *part)
-{
-	for (unsigned i = 0; i < part->nparams; i++)
-		if (strcasecmp(part->params[i].name, "charset") == 0)
-			return part->params[i].value;
-	return NULL;
-}
-
-/* A leaf part's body, transfer encoding and charset decoded, folded. */
-static void
-part_body(struct buf *out, const struct mime_message *msg,
-    const struct mime_part *part)
-{
-	struct buf raw, utf8;
-
-	buf_init(&raw, out->max);
-	buf_init(&utf8, out->max);
-	buf_append(&raw, "", 0);
-	buf_append(&utf8, "", 0);
-	mime_decode_transfer(&raw, part->encoding, msg->data +
-	    part->body_offset, part->body_len);
-	mime_decode_charset_utf8(&utf8, part_charset(part), raw.data,
-	    raw.len);
-	mime_search_fold(out, utf8.data, utf8.len);
-	buf_append(out, "\n", 1);
-	buf_free(&raw);
-	buf_free(&utf8);
-}
-
-/* Text parts, and message/ parts that are not embedded messages
- * (delivery reports are text in disguise). */
-static bool
-part_searchable(const struct mime_part *part)
-{
-	if ((part->flags & MIME_PART_F_TEXT) != 0)
-		return true;
-	return part->type != NULL && strcasecmp(part->type, "message") == 0 &&
-	    (part->flags & MIME_PART_F_MESSAGE) == 0;
-}
-
 /*
  * The text BODY and TEXT search, as Dovecot draws the line: BODY is the
  * decoded bodies of the searchable leaf parts, nothing else (no preamble,
@@ -1164,27 +1242,37 @@ build_text(struct imap_search_msg *m, bool headers)
 	struct mime_message *msg = msg_mime(m);
 	struct buf *out = headers ? &m->hdr_text : &m->body_text;
 
-	out->max = text_cap(m->len);
+	out->max = mime_search_text_cap(m->len);
+	if (!headers) {
+		mime_search_body(out, msg);
+		m->body_done = true;
+		return;
+	}
 	for (const struct mime_part *p = msg->root; p != NULL;
 	    p = mime_part_next(p)) {
 		if (out->len >= out->max)
 			break;
-		if (headers)
-			part_headers(out, msg, p);
-		else if (p->children == NULL && part_searchable(p))
-			part_body(out, msg, p);
+		part_headers(out, msg, p);
 	}
-	if (headers)
-		m->hdr_done = true;
-	else
-		m->body_done = true;
+	m->hdr_done = true;
 }
 
 static enum imap_search_result
 match_text(const struct search_key *k, struct imap_search_msg *m)
 {
-	if (!m->loaded)
+	const struct imap_search_aux *a = k->aux;
+
+	if (!m->loaded) {
+		/* Indexed, and not among the candidates of the text index:
+		 * the text cannot hold the needle. */
+		if (a != NULL && a->loaded && a->usable &&
+		    uid_listed(a->indexed, a->indexed_count, m->uid) &&
+		    !uid_listed(a->candidates, a->candidate_count, m->uid)) {
+			m->from_index = true;
+			return IMAP_SEARCH_NO;
+		}
 		return IMAP_SEARCH_MAYBE;
+	}
 	if (k->type == K_TEXT) {
 		if (!m->hdr_done)
 			build_text(m, true);
@@ -1317,4 +1405,44 @@ enum imap_search_result
 imap_search_match(const struct imap_search *search, struct imap_search_msg *m)
 {
 	return match_key(search->root, m);
+}
+
+struct imap_search_aux *
+imap_search_aux_list(struct imap_search *search)
+{
+	return search->aux;
+}
+
+void
+imap_search_aux_missing(struct imap_search *search,
+    struct imap_search_msg *m, imap_search_aux_cb *cb, void *ctx)
+{
+	bool text_done = false;
+	struct buf b;
+
+	if (!m->loaded)
+		return;
+	buf_init(&b, 0);
+	for (struct imap_search_aux *a = search->aux; a != NULL; a = a->next) {
+		if (!a->loaded)
+			continue;
+		if (a->kind == IMAP_SEARCH_AUX_HEADER) {
+			if (aux_value(a, m->uid) != NULL)
+				continue;
+			buf_reset(&b);
+			header_values((enum key_type)a->key_type, a->name, m,
+			    &b);
+			cb(ctx, a, b.data != NULL ? b.data : "", b.len);
+			continue;
+		}
+		if (text_done || uid_listed(a->indexed, a->indexed_count,
+		    m->uid))
+			continue;
+		if (!m->body_done)
+			build_text(m, false);
+		cb(ctx, a, m->body_text.data != NULL ? m->body_text.data : "",
+		    m->body_text.len);
+		text_done = true;
+	}
+	buf_free(&b);
 }

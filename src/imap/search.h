@@ -45,6 +45,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "imap/parser.h"
+#include "store/store.h"
 
 struct mime_message;
 
@@ -117,6 +118,8 @@ struct imap_search_msg {
 	struct buf hdr_text, body_text, scratch;
 	int64_t sent_day;
 	bool hdr_done:1, body_done:1, sent_done:1;
+	/* Set when a key was answered from index data (tests, logs). */
+	bool from_index:1;
 };
 
 enum imap_search_result {
@@ -134,6 +137,58 @@ void imap_search_msg_deinit(struct imap_search_msg *m);
 /* Evaluate.  Never MAYBE once m->loaded is set. */
 enum imap_search_result imap_search_match(const struct imap_search *search,
     struct imap_search_msg *m);
+
+/*
+ * Index data (store.h, "search data").  A header key (HEADER, SUBJECT,
+ * FROM, TO, CC, BCC) on a plain field name can be answered from the
+ * values stored under its field id (see header_values() in search.c:
+ * exactly the strings the file-based match compares against), and a BODY
+ * key whose needle has at least 3 code points from the full-text index,
+ * which gives candidates that are then confirmed on the file.  TEXT keys
+ * always read the file.  The caller loads, for each aux, the stored data
+ * (values, or indexed UIDs and candidates) and sets loaded; keys without
+ * data for a message answer MAYBE as before.  Answers are the same with
+ * and without the index.
+ */
+enum imap_search_aux_kind {
+	IMAP_SEARCH_AUX_HEADER,
+	IMAP_SEARCH_AUX_BODY,
+};
+
+struct imap_search_aux {
+	enum imap_search_aux_kind kind;
+	const char *field;		/* HEADER: store field id */
+	const char *needle;		/* BODY: folded needle */
+	size_t len;
+	/* Filled by the caller (arrays ascending by UID): */
+	bool loaded;			/* the data below is valid */
+	const struct store_search_value *values;	/* HEADER */
+	unsigned value_count;
+	const uint32_t *indexed;	/* BODY: UIDs with stored text */
+	unsigned indexed_count;
+	bool usable;			/* BODY: candidates narrow it down */
+	const uint32_t *candidates;	/* BODY: superset of the matches */
+	unsigned candidate_count;
+	struct imap_search_aux *next;
+	/* Private. */
+	int key_type;
+	const char *name;
+};
+
+/* The index data the search can use, one per header field id and one
+ * per BODY key; NULL if none. */
+struct imap_search_aux *imap_search_aux_list(struct imap_search *search);
+
+typedef void imap_search_aux_cb(void *ctx, const struct imap_search_aux *aux,
+    const void *data, size_t len);
+/*
+ * After a loaded message was matched: call cb once per header aux whose
+ * (loaded) values lack m's UID, with the values to store, and once for the
+ * first BODY aux whose indexed UIDs lack it, with the BODY text to store.
+ * data is valid during the call only.
+ */
+void imap_search_aux_missing(struct imap_search *search,
+    struct imap_search_msg *m, imap_search_aux_cb *cb, void *ctx);
 
 /*
  * Dates.  Days are counted from 1970-01-01 (negative before).

@@ -200,6 +200,7 @@ imap_session_store(struct imap_session *s, struct store_error *err)
 	 * set: always take it from the user. */
 	if (u->store == NULL) {
 		set.fsync_disable = !cfg->fsync;
+		set.search_text_on_append = cfg->fts_index_on_delivery;
 		root = xasprintf("%s/users/%s", cfg->data_dir, s->user);
 		if (store_user_open(root, &set, &u->store, err) < 0) {
 			free(root);

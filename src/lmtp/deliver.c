@@ -164,6 +164,7 @@ deliver_message(const struct config *cfg, const char *user,
 		return -1;
 	}
 	set.fsync_disable = !cfg->fsync;
+	set.search_text_on_append = cfg->fts_index_on_delivery;
 	root = xasprintf("%s/users/%s", cfg->data_dir, user);
 	if (store_user_open(root, &set, &su, err) < 0)
 		goto out;

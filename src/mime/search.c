@@ -3,6 +3,7 @@
 #include "mime/message.h"
 #include "core/buf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -113,6 +114,31 @@ is_searchable(const struct mime_part *part)
 	/* message/delivery-status and friends are text in disguise. */
 	return part->type != NULL && strcasecmp(part->type, "message") == 0 &&
 		(part->flags & MIME_PART_F_MESSAGE) == 0;
+}
+
+size_t
+mime_search_text_cap(size_t len)
+{
+	size_t cap = 64 * 1024;
+
+	if (len < (SIZE_MAX - cap) / 4)
+		cap += len * 4;
+	else
+		cap = SIZE_MAX;
+	return cap;
+}
+
+void
+mime_search_body(struct buf *out, const struct mime_message *msg)
+{
+	const struct mime_part *p;
+
+	for (p = msg->root; p != NULL; p = mime_part_next(p)) {
+		if (out->max != 0 && out->len >= out->max)
+			return;
+		if (p->children == NULL && is_searchable(p))
+			part_text(out, msg, p);
+	}
 }
 
 void

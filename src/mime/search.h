@@ -29,6 +29,19 @@ enum mime_search_flags {
 void mime_search_text(struct buf *out, const struct mime_message *msg,
 		      unsigned int flags);
 
+/*
+ * The text IMAP SEARCH BODY looks in (RFC 9051 section 6.4.4, as Dovecot
+ * draws the line): the decoded, folded bodies of the text/ and message/
+ * leaf parts that are not embedded messages, each followed by a newline;
+ * no preamble, no MIME headers, no headers of embedded messages.  Set
+ * out->max to mime_search_text_cap(length of the message) first: the
+ * SEARCH matcher and the full-text index must see the same text.
+ */
+void mime_search_body(struct buf *out, const struct mime_message *msg);
+/* Most decoded text kept for a message of len bytes: decoding can grow
+ * text (Latin-1 to UTF-8, case folding), never by much more than this. */
+size_t mime_search_text_cap(size_t len);
+
 /* Append the decoded, folded value of one header field (for SEARCH
    HEADER name / FROM / SUBJECT ...). */
 void mime_search_header(struct buf *out, const struct mime_message *msg,

@@ -20,8 +20,11 @@
  */
 #include "store/store_private.h"
 #include "store/maildir/maildir.h"
+#include "core/buf.h"
 #include "core/xmalloc.h"
 #include "log/log.h"
+#include "mime/message.h"
+#include "mime/search.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +43,9 @@
 #define UID_RESERVE 128
 #define MODSEQ_RESERVE 1024
 #define UID_MAX_USABLE 0xfffff000u
+/* Larger messages get their search text from the first BODY search that
+ * reads them, not at append: delivery memory stays small. */
+#define APPEND_SEARCH_TEXT_MAX (1024 * 1024)
 
 struct store_append_item {
 	char *base;		/* in tmp/ */
@@ -47,6 +54,8 @@ struct store_append_item {
 	int64_t date;
 	char **keywords;
 	unsigned keyword_count;
+	char *text;		/* BODY search text, or NULL */
+	size_t text_len;
 };
 
 struct store_append {
@@ -1233,6 +1242,49 @@ store_append_begin(struct store_mailbox *box)
 	return ctx;
 }
 
+/*
+ * The BODY search text of a message just written to tmp/, computed here,
+ * outside the index lock, and stored with the message at commit.  It is
+ * read back from the file so that it covers exactly the bytes stored
+ * (LMTP's trace prefix included).  On failure there is no text: SEARCH
+ * adds it later.
+ */
+static void
+append_search_text(struct store_mailbox *box, struct store_append_item *it)
+{
+	char *path = xasprintf("%s/tmp/%s", box->path, it->base);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct arena arena;
+	struct mime_message *msg;
+	struct buf text;
+	void *map = NULL;
+	size_t len = (size_t)it->size;
+
+	free(path);
+	if (fd < 0)
+		return;
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			close(fd);
+			return;
+		}
+	}
+	close(fd);
+	arena_init(&arena);
+	buf_init(&text, mime_search_text_cap(len));
+	buf_append(&text, "", 0);
+	msg = mime_message_parse(&arena, map != NULL ? map : "", len, NULL);
+	mime_search_body(&text, msg);
+	it->text = xmalloc(text.len + 1);
+	memcpy(it->text, text.data, text.len);
+	it->text_len = text.len;
+	buf_free(&text);
+	arena_free(&arena);
+	if (map != NULL)
+		munmap(map, len);
+}
+
 static int
 append_add(struct store_append *ctx, int fd, const void *data, size_t len,
     const struct store_append_msg *msg, struct store_error *err)
@@ -1264,6 +1316,9 @@ append_add(struct store_append *ctx, int fd, const void *data, size_t len,
 		return -1;
 	it->flags = msg->flags & STORE_F_SYSTEM_MASK;
 	it->date = date;
+	if (box->user->search_text_on_append &&
+	    it->size <= APPEND_SEARCH_TEXT_MAX)
+		append_search_text(box, it);
 	it->keyword_count = msg->keyword_count;
 	it->keywords = xcalloc(msg->keyword_count + 1, sizeof(char *));
 	for (unsigned i = 0; i < msg->keyword_count; i++)
@@ -1303,6 +1358,7 @@ append_free(struct store_append *ctx, bool unlink_tmp)
 			free(it->keywords[k]);
 		free(it->keywords);
 		free(it->base);
+		free(it->text);
 	}
 	free(ctx->items);
 	free(ctx);
@@ -1373,6 +1429,16 @@ store_append_commit_impl(struct store_append **ctxp, uint32_t *uidvalidity_r,
 		    it->keyword_count, true, &m.keywords, err) < 0 ||
 		    idx->v->msg_insert(idx, box->mb.id, &m, err) < 0)
 			goto fail;
+		if (it->text != NULL) {
+			struct store_search_item si = {
+				.uid = m.uid, .data = it->text,
+				.len = it->text_len,
+			};
+
+			if (idx->v->search_put(idx, box->mb.id, &si, 1,
+			    err) < 0)
+				goto fail;
+		}
 	}
 	if (fsync_cur(box, err) < 0)
 		goto fail;
@@ -1417,6 +1483,58 @@ store_mailbox_append(struct store_mailbox *box, const void *data, size_t len,
 		return -1;
 	}
 	return store_append_commit(&ctx, &uv, uid_r, &n, err);
+}
+
+/* ---- search data ------------------------------------------------------- */
+
+int
+store_search_header_list(struct store_mailbox *box, const char *field,
+    struct arena *arena, struct store_search_value **vals_r,
+    unsigned *count_r, struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	return idx->v->search_header_list(idx, box->mb.id, field, arena,
+	    vals_r, count_r, err);
+}
+
+int
+store_search_put(struct store_mailbox *box,
+    const struct store_search_item *items, unsigned count,
+    struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	if (count == 0)
+		return 0;
+	if (idx->v->begin(idx, true, err) < 0)
+		return -1;
+	if (idx->v->search_put(idx, box->mb.id, items, count, err) < 0) {
+		idx->v->rollback(idx);
+		return -1;
+	}
+	return idx->v->commit(idx, err);
+}
+
+int
+store_search_text_indexed(struct store_mailbox *box, struct arena *arena,
+    uint32_t **uids_r, unsigned *count_r, struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	return idx->v->search_text_indexed(idx, box->mb.id, arena, uids_r,
+	    count_r, err);
+}
+
+int
+store_search_text_candidates(struct store_mailbox *box, const char *needle,
+    size_t len, struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+    bool *usable_r, struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	return idx->v->search_text_candidates(idx, box->mb.id, needle, len,
+	    arena, uids_r, count_r, usable_r, err);
 }
 
 /* ---- cache ------------------------------------------------------------- */

@@ -546,6 +546,7 @@ store_user_open(const char *root, const struct store_settings *set,
 	user->maildir = xasprintf("%s/%s", root, maildir_name);
 	user->index_path = xasprintf("%s/%s", root, index_name);
 	user->fsync = !set->fsync_disable;
+	user->search_text_on_append = set->search_text_on_append;
 
 	if (mkdir_p(root, err) < 0)
 		goto fail;

@@ -77,6 +77,10 @@ struct store_settings {
 	 * index (synchronous=OFF).  Acknowledged mail may then be lost on
 	 * power failure, not on a process crash. */
 	bool fsync_disable;
+	/* Put the BODY search text of appended messages (APPEND, LMTP,
+	 * deliver) into the full-text index when they are committed, rather
+	 * than at the first BODY search that reads them. */
+	bool search_text_on_append;
 };
 
 /* System flags (RFC 3501 section 2.3.2).  STORE_F_RECENT is never stored:
@@ -452,5 +456,56 @@ int store_cache_put(struct store_mailbox *box, uint32_t uid,
 int store_cache_get(struct store_mailbox *box, uint32_t uid,
     const char *field, struct arena *arena, void **data_r, size_t *len_r,
     bool *found_r, struct store_error *err);
+
+/* ---- search data --------------------------------------------------------- */
+
+/*
+ * What SEARCH needs to answer without opening message files, kept in the
+ * index per message and filled by the IMAP layer (src/imap/search.h
+ * defines the contents): for header keys, the values of one "field" (an
+ * id naming the key type and header name, at most
+ * STORE_SEARCH_FIELD_MAX bytes); for BODY, the message's searchable text,
+ * under a full-text index that narrows a substring search down to
+ * candidates.  Rows go with the message on expunge and travel with
+ * COPY/MOVE.  Messages never change, so a row, once written, stays true.
+ */
+#define STORE_SEARCH_FIELD_MAX 80
+
+struct store_search_value {
+	uint32_t uid;
+	const void *data;	/* NUL byte after len */
+	size_t len;
+};
+
+struct store_search_item {
+	uint32_t uid;
+	const char *field;	/* NULL: the BODY search text (UTF-8) */
+	const void *data;
+	size_t len;
+};
+
+/* Every stored value of field in the mailbox, ascending UID, from arena. */
+int store_search_header_list(struct store_mailbox *box, const char *field,
+    struct arena *arena, struct store_search_value **vals_r,
+    unsigned *count_r, struct store_error *err);
+/*
+ * Store items in one write transaction.  Items of messages expunged
+ * meanwhile are dropped; text already stored for a message is kept.
+ */
+int store_search_put(struct store_mailbox *box,
+    const struct store_search_item *items, unsigned count,
+    struct store_error *err);
+/* UIDs whose text is in the full-text index, ascending, from arena. */
+int store_search_text_indexed(struct store_mailbox *box, struct arena *arena,
+    uint32_t **uids_r, unsigned *count_r, struct store_error *err);
+/*
+ * Of the indexed messages, a superset of those whose text holds needle
+ * (folded UTF-8, as the text): UIDs ascending, from arena.  *usable_r is
+ * false when the index cannot narrow the search (a needle shorter than 3
+ * code points): every indexed message may then match.
+ */
+int store_search_text_candidates(struct store_mailbox *box,
+    const char *needle, size_t len, struct arena *arena, uint32_t **uids_r,
+    unsigned *count_r, bool *usable_r, struct store_error *err);
 
 #endif

@@ -123,9 +123,33 @@ struct store_index_vfuncs {
 	    uint32_t uid, const char *field, struct arena *arena,
 	    void **data_r, size_t *len_r, bool *found_r,
 	    struct store_error *err);
+	/* Copies the cached data and the search data of a message. */
 	int (*cache_copy)(struct store_index *idx, int64_t src_mailbox_id,
 	    uint32_t src_uid, int64_t dst_mailbox_id, uint32_t dst_uid,
 	    struct store_error *err);
+
+	/*
+	 * Search data (store.h, "search data").  msg_expunge and
+	 * mailbox_delete drop a message's rows, cache_copy copies them.
+	 * search_put writes rows only for messages that exist; it runs in
+	 * a write transaction.  search_text_candidates returns a superset
+	 * of the indexed messages whose text holds needle, in any order,
+	 * or *usable_r false when the index cannot narrow it down.
+	 */
+	int (*search_header_list)(struct store_index *idx, int64_t mailbox_id,
+	    const char *field, struct arena *arena,
+	    struct store_search_value **vals_r, unsigned *count_r,
+	    struct store_error *err);
+	int (*search_put)(struct store_index *idx, int64_t mailbox_id,
+	    const struct store_search_item *items, unsigned count,
+	    struct store_error *err);
+	int (*search_text_indexed)(struct store_index *idx, int64_t mailbox_id,
+	    struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+	    struct store_error *err);
+	int (*search_text_candidates)(struct store_index *idx,
+	    int64_t mailbox_id, const char *needle, size_t len,
+	    struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+	    bool *usable_r, struct store_error *err);
 };
 
 /* Every driver's handle starts with this. */
@@ -142,6 +166,7 @@ struct store_user {
 	char *maildir;			/* ROOT/Maildir */
 	char *index_path;
 	bool fsync;
+	bool search_text_on_append;	/* store_settings */
 	struct store_index *index;
 	int open_boxes;			/* asserted 0 at close */
 };

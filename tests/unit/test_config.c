@@ -249,6 +249,7 @@ test_dump_defaults(void **state)
 	    "log_level = info\n"
 	    "demo_user = yes\n"
 	    "fsync = yes\n"
+	    "fts_index_on_delivery = yes\n"
 	    "plaintext_auth = loopback\n"
 	    "auth_failure_delay_ms = 2000\n"
 	    "auth_throttle_failures = 10\n"

@@ -13,6 +13,7 @@
  * told about must be durable.  fsync_disable (tests) uses NORMAL.
  */
 #include "store/store_private.h"
+#include "core/buf.h"
 #include "core/xmalloc.h"
 #include "log/log.h"
 
@@ -25,7 +26,56 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+/*
+ * Version 2 added the search tables (search_header, search_header_fields,
+ * search_text, search_fts): a version 1 index gets them, empty, when it is
+ * opened; SEARCH fills them as it reads messages.
+ */
+#define SCHEMA_VERSION 2
+
+/*
+ * Search data (version 2).  search_header holds, per message, the values
+ * a header search key compares against (one row per mailbox, field id and
+ * UID, so a search reads one range); search_header_fields lists the field
+ * ids present in a mailbox, so that an expunge or a copy reaches a
+ * message's rows by primary key.  search_text holds the text BODY searches
+ * in, and search_fts is a trigram index over it (external content,
+ * detail=none: it only answers "which messages hold every trigram", which
+ * is all a prefilter needs).  The triggers keep search_fts in step with
+ * search_text, including deletes cascaded from a mailbox.
+ */
+#define SEARCH_SCHEMA_SQL \
+	"CREATE TABLE IF NOT EXISTS search_header (" \
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
+	"  ON DELETE CASCADE," \
+	" field TEXT NOT NULL," \
+	" uid INTEGER NOT NULL," \
+	" value BLOB NOT NULL," \
+	" PRIMARY KEY (mailbox_id, field, uid)) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS search_header_fields (" \
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
+	"  ON DELETE CASCADE," \
+	" field TEXT NOT NULL," \
+	" PRIMARY KEY (mailbox_id, field)) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS search_text (" \
+	" id INTEGER PRIMARY KEY," \
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
+	"  ON DELETE CASCADE," \
+	" uid INTEGER NOT NULL," \
+	" text TEXT NOT NULL," \
+	" UNIQUE (mailbox_id, uid));" \
+	"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(text," \
+	" content='search_text', content_rowid='id'," \
+	" tokenize='trigram case_sensitive 1', detail='none');" \
+	"CREATE TRIGGER IF NOT EXISTS search_text_ai AFTER INSERT" \
+	" ON search_text BEGIN" \
+	" INSERT INTO search_fts (rowid, text) VALUES (new.id, new.text);" \
+	" END;" \
+	"CREATE TRIGGER IF NOT EXISTS search_text_ad AFTER DELETE" \
+	" ON search_text BEGIN" \
+	" INSERT INTO search_fts (search_fts, rowid, text)" \
+	"  VALUES ('delete', old.id, old.text);" \
+	" END;"
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
@@ -77,7 +127,8 @@ static const char schema_sql[] =
 	" uid INTEGER NOT NULL,"
 	" field TEXT NOT NULL,"
 	" value BLOB NOT NULL,"
-	" PRIMARY KEY (mailbox_id, uid, field)) WITHOUT ROWID;";
+	" PRIMARY KEY (mailbox_id, uid, field)) WITHOUT ROWID;"
+	SEARCH_SCHEMA_SQL;
 
 #define MB_COLS "id, name, uidvalidity, uidnext, first_recent_uid," \
 	" uid_reserved, highestmodseq, modseq_reserved, special_use, rebuild"
@@ -109,6 +160,17 @@ enum stmt {
 	S_CACHE_PUT,
 	S_CACHE_GET,
 	S_CACHE_COPY,
+	S_SH_LIST,
+	S_SH_PUT,
+	S_SH_FIELD,
+	S_SH_DEL_MSG,
+	S_SH_COPY,
+	S_SH_COPY_FIELDS,
+	S_ST_PUT,
+	S_ST_DEL_MSG,
+	S_ST_COPY,
+	S_ST_INDEXED,
+	S_ST_MATCH,
 	S_COUNT
 };
 
@@ -160,6 +222,42 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CACHE_COPY] = "INSERT OR REPLACE INTO cache (mailbox_id, uid, field,"
 	    " value) SELECT ?, ?, field, value FROM cache"
 	    " WHERE mailbox_id = ? AND uid = ?",
+	[S_SH_LIST] = "SELECT uid, value FROM search_header"
+	    " WHERE mailbox_id = ? AND field = ? ORDER BY uid",
+	/* Only for a message that still exists: SEARCH writes after reading
+	 * the file, and an expunge may have come in between. */
+	[S_SH_PUT] = "INSERT OR REPLACE INTO search_header (mailbox_id, field,"
+	    " uid, value) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM"
+	    " messages WHERE mailbox_id = ?1 AND uid = ?3)",
+	[S_SH_FIELD] = "INSERT OR IGNORE INTO search_header_fields"
+	    " (mailbox_id, field) VALUES (?, ?)",
+	[S_SH_DEL_MSG] = "DELETE FROM search_header WHERE mailbox_id = ?1"
+	    " AND field IN (SELECT field FROM search_header_fields"
+	    " WHERE mailbox_id = ?1) AND uid = ?2",
+	[S_SH_COPY] = "INSERT OR REPLACE INTO search_header (mailbox_id, field,"
+	    " uid, value) SELECT ?1, field, ?2, value FROM search_header"
+	    " WHERE mailbox_id = ?3 AND field IN (SELECT field FROM"
+	    " search_header_fields WHERE mailbox_id = ?3) AND uid = ?4",
+	[S_SH_COPY_FIELDS] = "INSERT OR IGNORE INTO search_header_fields"
+	    " (mailbox_id, field) SELECT ?1, field FROM search_header_fields"
+	    " WHERE mailbox_id = ?2",
+	/* Messages never change, so a row once written stays right. */
+	[S_ST_PUT] = "INSERT INTO search_text (mailbox_id, uid, text)"
+	    " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM messages"
+	    " WHERE mailbox_id = ?1 AND uid = ?2)"
+	    " ON CONFLICT (mailbox_id, uid) DO NOTHING",
+	[S_ST_DEL_MSG] = "DELETE FROM search_text"
+	    " WHERE mailbox_id = ? AND uid = ?",
+	[S_ST_COPY] = "INSERT INTO search_text (mailbox_id, uid, text)"
+	    " SELECT ?1, ?2, text FROM search_text"
+	    " WHERE mailbox_id = ?3 AND uid = ?4"
+	    " ON CONFLICT (mailbox_id, uid) DO NOTHING",
+	[S_ST_INDEXED] = "SELECT uid FROM search_text WHERE mailbox_id = ?"
+	    " ORDER BY uid",
+	/* CROSS JOIN: the full-text query first, then each hit by rowid
+	 * (the other order would run the query once per message). */
+	[S_ST_MATCH] = "SELECT t.uid FROM search_fts f CROSS JOIN search_text t"
+	    " ON t.id = f.rowid WHERE search_fts MATCH ? AND t.mailbox_id = ?",
 };
 
 struct sqlite_index {
@@ -259,6 +357,38 @@ is_corrupt(int rc)
 	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/*
+ * Bring a version v schema up to SCHEMA_VERSION, inside try_open()'s
+ * write transaction.  A newer version than ours is refused (SQLITE_MISMATCH
+ * fails the open): an older binary must not write an index it does not
+ * understand.
+ */
+static int
+migrate(struct sqlite_index *si, int v)
+{
+	int rc = SQLITE_OK;
+
+	if (v == SCHEMA_VERSION)
+		return SQLITE_OK;
+	if (v < 1 || v > SCHEMA_VERSION)
+		return SQLITE_MISMATCH;
+	if (v < 2) {
+		/* Empty search tables: SEARCH fills them lazily. */
+		rc = sqlite3_exec(si->db, SEARCH_SCHEMA_SQL, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_exec(si->db, "UPDATE schema_version SET version = "
+		    STR(SCHEMA_VERSION), NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			log_info("store: %s: index schema %d upgraded to %d",
+			    si->path, v, SCHEMA_VERSION);
+	}
+	return rc;
+}
+
 /* Returns an SQLite code; *created_r if the schema had to be made. */
 static int
 try_open(struct sqlite_index *si, const struct store_settings *set,
@@ -306,15 +436,15 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 		rc = sqlite3_exec(si->db, schema_sql, NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(si->db, "INSERT INTO schema_version"
-			    " VALUES (1)", NULL, NULL, NULL);
+			    " VALUES (" STR(SCHEMA_VERSION) ")", NULL, NULL,
+			    NULL);
 	} else if (rc == SQLITE_OK) {
 		rc = sqlite3_prepare_v2(si->db, "SELECT version FROM"
 		    " schema_version", -1, &st, NULL);
 		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			int v = sqlite3_column_int(st, 0);
 
-			/* Migrations go here when the schema changes. */
-			rc = v == SCHEMA_VERSION ? SQLITE_OK : SQLITE_MISMATCH;
+			rc = migrate(si, v);
 		} else if (rc == SQLITE_DONE) {
 			rc = SQLITE_CORRUPT;
 		}
@@ -679,6 +809,19 @@ sqlite_subscription_list(struct store_index *idx, struct arena *arena,
 	return 0;
 }
 
+/* Move count elements of size bytes from a malloc'd array into arena
+ * (one spare element, so the result is never NULL) and free it. */
+static void *
+arena_take(struct arena *arena, void *tmp, unsigned count, size_t size)
+{
+	void *out = arena_alloc(arena, ((size_t)count + 1) * size);
+
+	if (count > 0)
+		memcpy(out, tmp, (size_t)count * size);
+	free(tmp);
+	return out;
+}
+
 static void
 read_msg(sqlite3_stmt *st, struct arena *arena, struct store_msg *m)
 {
@@ -699,7 +842,7 @@ sqlite_msg_list(struct store_index *idx, int64_t mailbox_id,
 {
 	struct sqlite_index *si = (struct sqlite_index *)idx;
 	sqlite3_stmt *st = stmt_get(si, S_MSG_LIST, err);
-	struct store_msg *msgs = NULL, *out;
+	struct store_msg *msgs = NULL;
 	unsigned count = 0, cap = 0;
 	int rc;
 
@@ -719,11 +862,7 @@ sqlite_msg_list(struct store_index *idx, int64_t mailbox_id,
 		free(msgs);
 		return db_error(si, rc, "msg_list", err);
 	}
-	out = arena_alloc(arena, (count + 1) * sizeof(*out));
-	if (count > 0)
-		memcpy(out, msgs, count * sizeof(*out));
-	free(msgs);
-	*msgs_r = out;
+	*msgs_r = arena_take(arena, msgs, count, sizeof(*msgs));
 	*count_r = count;
 	return 0;
 }
@@ -794,7 +933,9 @@ sqlite_msg_expunge(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
     uint64_t modseq, struct store_error *err)
 {
 	struct sqlite_index *si = (struct sqlite_index *)idx;
-	static const enum stmt del[] = { S_MSG_DELETE, S_CACHE_DEL_MSG };
+	static const enum stmt del[] = {
+		S_MSG_DELETE, S_CACHE_DEL_MSG, S_SH_DEL_MSG, S_ST_DEL_MSG,
+	};
 	sqlite3_stmt *st;
 
 	for (size_t i = 0; i < ARRAY_SIZE(del); i++) {
@@ -813,6 +954,10 @@ sqlite_msg_expunge(struct store_index *idx, int64_t mailbox_id, uint32_t uid,
 	return stmt_run(si, st, "msg_expunge log", err);
 }
 
+static int collect_uids(struct sqlite_index *si, sqlite3_stmt *st,
+    const char *what, bool sort, struct arena *arena, uint32_t **uids_r,
+    unsigned *count_r, struct store_error *err);
+
 static int
 sqlite_expunged_since(struct store_index *idx, int64_t mailbox_id,
     uint64_t since_modseq, struct arena *arena, uint32_t **uids_r,
@@ -820,32 +965,13 @@ sqlite_expunged_since(struct store_index *idx, int64_t mailbox_id,
 {
 	struct sqlite_index *si = (struct sqlite_index *)idx;
 	sqlite3_stmt *st = stmt_get(si, S_EXP_SINCE, err);
-	uint32_t *uids = NULL;
-	unsigned count = 0, cap = 0;
-	int rc;
 
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)since_modseq);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			uids = xrealloc(uids, cap * sizeof(*uids));
-		}
-		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
-	}
-	stmt_done(st);
-	if (rc != SQLITE_DONE) {
-		free(uids);
-		return db_error(si, rc, "expunged_since", err);
-	}
-	*uids_r = arena_alloc(arena, (count + 1) * sizeof(**uids_r));
-	if (count > 0)
-		memcpy(*uids_r, uids, count * sizeof(*uids));
-	free(uids);
-	*count_r = count;
-	return 0;
+	return collect_uids(si, st, "expunged_since", false, arena, uids_r,
+	    count_r, err);
 }
 
 static int
@@ -974,15 +1100,234 @@ sqlite_cache_copy(struct store_index *idx, int64_t src_mailbox_id,
     struct store_error *err)
 {
 	struct sqlite_index *si = (struct sqlite_index *)idx;
-	sqlite3_stmt *st = stmt_get(si, S_CACHE_COPY, err);
+	static const enum stmt copy[] = { S_CACHE_COPY, S_SH_COPY, S_ST_COPY };
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < ARRAY_SIZE(copy); i++) {
+		if ((st = stmt_get(si, copy[i], err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, dst_mailbox_id);
+		sqlite3_bind_int64(st, 2, dst_uid);
+		sqlite3_bind_int64(st, 3, src_mailbox_id);
+		sqlite3_bind_int64(st, 4, src_uid);
+		if (stmt_run(si, st, "cache_copy", err) < 0)
+			return -1;
+	}
+	if (src_mailbox_id == dst_mailbox_id)
+		return 0;
+	/* The destination's field list must name the copied fields, or
+	 * its expunges would not find them. */
+	if ((st = stmt_get(si, S_SH_COPY_FIELDS, err)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, dst_mailbox_id);
+	sqlite3_bind_int64(st, 2, src_mailbox_id);
+	return stmt_run(si, st, "cache_copy fields", err);
+}
+
+static int
+sqlite_search_header_list(struct store_index *idx, int64_t mailbox_id,
+    const char *field, struct arena *arena, struct store_search_value **vals_r,
+    unsigned *count_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_SH_LIST, err);
+	struct store_search_value *vals = NULL;
+	unsigned count = 0, cap = 0;
+	int rc;
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, dst_mailbox_id);
-	sqlite3_bind_int64(st, 2, dst_uid);
-	sqlite3_bind_int64(st, 3, src_mailbox_id);
-	sqlite3_bind_int64(st, 4, src_uid);
-	return stmt_run(si, st, "cache_copy", err);
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		char *copy = arena_alloc(arena, n + 1);
+
+		if (count == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			vals = xrealloc(vals, cap * sizeof(*vals));
+		}
+		vals[count].uid = (uint32_t)sqlite3_column_int64(st, 0);
+
+		if (n > 0)
+			memcpy(copy, p, n);
+		vals[count].data = copy;
+		vals[count].len = n;
+		count++;
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(vals);
+		return db_error(si, rc, "search_header_list", err);
+	}
+	*vals_r = arena_take(arena, vals, count, sizeof(*vals));
+	*count_r = count;
+	return 0;
+}
+
+static int
+sqlite_search_put(struct store_index *idx, int64_t mailbox_id,
+    const struct store_search_item *items, unsigned count,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	const char *last_field = NULL;
+	sqlite3_stmt *st;
+
+	for (unsigned i = 0; i < count; i++) {
+		const struct store_search_item *it = &items[i];
+
+		if (it->field == NULL) {
+			if ((st = stmt_get(si, S_ST_PUT, err)) == NULL)
+				return -1;
+			sqlite3_bind_int64(st, 1, mailbox_id);
+			sqlite3_bind_int64(st, 2, it->uid);
+			sqlite3_bind_text64(st, 3, it->len > 0 ? it->data : "",
+			    it->len, SQLITE_STATIC, SQLITE_UTF8);
+			if (stmt_run(si, st, "search_put text", err) < 0)
+				return -1;
+			continue;
+		}
+		if (last_field == NULL || strcmp(last_field, it->field) != 0) {
+			if ((st = stmt_get(si, S_SH_FIELD, err)) == NULL)
+				return -1;
+			sqlite3_bind_int64(st, 1, mailbox_id);
+			sqlite3_bind_text(st, 2, it->field, -1, SQLITE_STATIC);
+			if (stmt_run(si, st, "search_put field", err) < 0)
+				return -1;
+			last_field = it->field;
+		}
+		if ((st = stmt_get(si, S_SH_PUT, err)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_text(st, 2, it->field, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, it->uid);
+		sqlite3_bind_blob64(st, 4, it->len > 0 ? it->data : "",
+		    it->len, SQLITE_STATIC);
+		if (stmt_run(si, st, "search_put header", err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Run st (bound) and collect column 0 as UIDs, ascending, from arena. */
+static int
+collect_uids(struct sqlite_index *si, sqlite3_stmt *st, const char *what,
+    bool sort, struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+    struct store_error *err)
+{
+	uint32_t *uids = NULL;
+	unsigned count = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			uids = xrealloc(uids, cap * sizeof(*uids));
+		}
+		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		free(uids);
+		return db_error(si, rc, what, err);
+	}
+	if (sort && count > 1)
+		qsort(uids, count, sizeof(*uids), cmp_u32);
+	*uids_r = arena_take(arena, uids, count, sizeof(*uids));
+	*count_r = count;
+	return 0;
+}
+
+static int
+sqlite_search_text_indexed(struct store_index *idx, int64_t mailbox_id,
+    struct arena *arena, uint32_t **uids_r, unsigned *count_r,
+    struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st = stmt_get(si, S_ST_INDEXED, err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	return collect_uids(si, st, "search_text_indexed", false, arena,
+	    uids_r, count_r, err);
+}
+
+/* Longest run of trigrams put in one query: more only narrow the
+ * candidates a little and cost a posting list each. */
+#define FTS_MAX_TRIGRAMS 24
+
+/*
+ * The FTS5 query for a needle: every distinct trigram (3 code points) of
+ * it, each a quoted string, ANDed.  detail=none keeps no positions, so
+ * this finds the texts holding all of them anywhere: a superset of those
+ * holding the needle.  False if the needle has fewer than 3 code points.
+ */
+static bool
+fts_query(struct buf *q, const char *needle, size_t len)
+{
+	size_t bnd[FTS_MAX_TRIGRAMS + 4], n = 0;
+
+	/* Code point k is needle[bnd[k] .. bnd[k + 1]]. */
+	for (size_t i = 0; i <= len && n < ARRAY_SIZE(bnd); i++)
+		if (i == len || ((unsigned char)needle[i] & 0xc0) != 0x80)
+			bnd[n++] = i;
+	if (n < 4)
+		return false;
+	for (size_t k = 0; k + 3 < n && k < FTS_MAX_TRIGRAMS; k++) {
+		if (k > 0)
+			buf_append_str(q, " AND ");
+		buf_append(q, "\"", 1);
+		for (size_t j = bnd[k]; j < bnd[k + 3]; j++) {
+			if (needle[j] == '"')
+				buf_append(q, "\"", 1);
+			buf_append(q, &needle[j], 1);
+		}
+		buf_append(q, "\"", 1);
+	}
+	return true;
+}
+
+static int
+sqlite_search_text_candidates(struct store_index *idx, int64_t mailbox_id,
+    const char *needle, size_t len, struct arena *arena, uint32_t **uids_r,
+    unsigned *count_r, bool *usable_r, struct store_error *err)
+{
+	struct sqlite_index *si = (struct sqlite_index *)idx;
+	sqlite3_stmt *st;
+	struct buf q;
+	int ret;
+
+	*usable_r = false;
+	*count_r = 0;
+	*uids_r = NULL;
+	buf_init(&q, 0);
+	if (!fts_query(&q, needle, len)) {
+		buf_free(&q);
+		return 0;
+	}
+	if ((st = stmt_get(si, S_ST_MATCH, err)) == NULL) {
+		buf_free(&q);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, q.data, (int)q.len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, mailbox_id);
+	ret = collect_uids(si, st, "search_text_candidates", true, arena,
+	    uids_r, count_r, err);
+	buf_free(&q);
+	if (ret == 0)
+		*usable_r = true;
+	return ret;
 }
 
 const struct store_index_vfuncs store_index_sqlite = {
@@ -1014,4 +1359,8 @@ const struct store_index_vfuncs store_index_sqlite = {
 	.cache_put = sqlite_cache_put,
 	.cache_get = sqlite_cache_get,
 	.cache_copy = sqlite_cache_copy,
+	.search_header_list = sqlite_search_header_list,
+	.search_put = sqlite_search_put,
+	.search_text_indexed = sqlite_search_text_indexed,
+	.search_text_candidates = sqlite_search_text_candidates,
 };
