@@ -375,6 +375,7 @@ rename_follow_view(struct imap_cmd *cmd, const char *old_name,
 	v->box = box;
 	free(v->name);
 	v->name = xstrdup(name);
+	v->foreign = true;
 }
 
 static enum imap_run_result

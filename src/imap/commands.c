@@ -291,6 +291,14 @@ cmd_after_work_cb(uv_work_t *work, int status)
 		imap_session_write(s, cmd->out.data, cmd->out.len);
 		buf_free(&cmd->out);
 	}
+	/* Move a view the run allocated off the pool thread's arena (see
+	 * imap_view_rehome()).  Never wait for the lock here: a view left
+	 * behind is moved after a later run. */
+	if (s->view != NULL && s->view->foreign && s->ustore != NULL &&
+	    uv_mutex_trylock(&s->ustore->lock) == 0) {
+		imap_view_rehome(&s->view);
+		uv_mutex_unlock(&s->ustore->lock);
+	}
 	if (cmd->run_result == IMAP_RUN_WAIT) {
 		if (cmd->resume != NULL)
 			cmd->resume(cmd);

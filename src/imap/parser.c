@@ -296,6 +296,10 @@ line_end(struct imap_parser *p)
 {
 	if (p->depth > 0)
 		return fail(p, "Missing ')'");
+	/* The arguments are in the arena now: a command that runs long
+	 * (IDLE) keeps no token buffer (STYLE section 7.8). */
+	if (p->tok.len == 0)
+		buf_free(&p->tok);
 	p->state = PS_DONE;
 	return STEP_DONE;
 }

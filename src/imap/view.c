@@ -176,6 +176,7 @@ view_add_uid(struct imap_view *v, uint32_t uid)
 	if (v->count == v->cap) {
 		v->cap = v->cap == 0 ? 64 : v->cap * 2;
 		v->uids = xrealloc(v->uids, v->cap * sizeof(*v->uids));
+		v->foreign = true;
 	}
 	v->uids[v->count++] = uid;
 }
@@ -217,6 +218,7 @@ imap_view_flags_sent(struct imap_view *v, uint64_t modseq)
 		v->sent_cap = v->sent_cap == 0 ? 8 : v->sent_cap * 2;
 		v->sent_modseqs = xrealloc(v->sent_modseqs,
 		    v->sent_cap * sizeof(*v->sent_modseqs));
+		v->foreign = true;
 	}
 	v->sent_modseqs[v->sent_count++] = modseq;
 }
@@ -283,6 +285,7 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	store_mailbox_get_info(v->box, &info);
 	v->name = xstrdup(info.name);
 	v->path = xstrdup(info.path);
+	v->foreign = true;
 	v->owner = s->ustore;
 	v->unext = s->ustore->views;
 	if (v->unext != NULL)
@@ -342,6 +345,45 @@ imap_view_free(struct imap_view **vp)
 	free(v);
 }
 
+static void *
+copy_array(void *old, unsigned count, unsigned cap, size_t size)
+{
+	void *a = NULL;
+
+	if (cap > 0) {
+		a = xmalloc(cap * size);
+		memcpy(a, old, count * size);
+	}
+	free(old);
+	return a;
+}
+
+void
+imap_view_rehome(struct imap_view **vp)
+{
+	struct imap_view *old = *vp, *v = xmalloc(sizeof(*v));
+
+	*v = *old;
+	v->name = xstrdup(old->name);
+	v->path = xstrdup(old->path);
+	free(old->name);
+	free(old->path);
+	v->uids = copy_array(old->uids, v->count, v->cap, sizeof(*v->uids));
+	v->pending = copy_array(old->pending, v->pending_count,
+	    v->pending_cap, sizeof(*v->pending));
+	v->sent_modseqs = copy_array(old->sent_modseqs, v->sent_count,
+	    v->sent_cap, sizeof(*v->sent_modseqs));
+	if (v->uprev != NULL)
+		v->uprev->unext = v;
+	else if (v->owner != NULL)
+		v->owner->views = v;
+	if (v->unext != NULL)
+		v->unext->uprev = v;
+	v->foreign = false;
+	free(old);
+	*vp = v;
+}
+
 int
 imap_view_reopen(struct imap_view *v, struct imap_session *s,
     struct imap_changes_cache *cache, struct store_error *err)
@@ -396,6 +438,7 @@ view_add_pending(struct imap_view *v, uint32_t uid)
 		v->pending_cap = v->pending_cap == 0 ? 16 : v->pending_cap * 2;
 		v->pending = xrealloc(v->pending,
 		    v->pending_cap * sizeof(*v->pending));
+		v->foreign = true;
 	}
 	for (i = v->pending_count; i > 0 && v->pending[i - 1] > uid; i--)
 		v->pending[i] = v->pending[i - 1];

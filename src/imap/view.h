@@ -38,6 +38,7 @@ struct imap_view {
 	uint32_t uidvalidity;
 	uint64_t *sent_modseqs;	/* see imap_view_flags_sent() */
 	unsigned sent_count, sent_cap;
+	bool foreign;		/* some memory came from a pool thread */
 };
 
 /*
@@ -49,6 +50,15 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
     struct imap_cmd *cmd, struct imap_view **view_r, struct store_error *err);
 /* Free the view; with the owner's lock held. */
 void imap_view_free(struct imap_view **view);
+/*
+ * Run functions allocate views on thread pool threads, whose malloc arenas
+ * otherwise hold only short-lived memory (SQLite's, freed when the user's
+ * store is released).  A view left there pins a page of that memory per
+ * idle session.  On the loop thread, with the owner's lock held, this moves
+ * *view and its arrays to fresh allocations and clears view->foreign;
+ * *view then points to the new copy.
+ */
+void imap_view_rehome(struct imap_view **view);
 /* Open the view's mailbox again after a release: 0 or -1 with *err.
  * With a cache (a batch), views of a mailbox already reopened in it copy
  * that handle instead of reading the index. */
