@@ -49,10 +49,12 @@ for t in "$@"; do
 		;;
 	*) opts="" ;;
 	esac
-	# -timeout: one input may take 10 s (ASan, big MIME trees);
+	# -timeout: one input may take 10 s (ASan, big MIME trees); it is
+	# wall time, so long runs on a busy machine raise it (FUZZ_TIMEOUT).
 	# -rss_limit_mb: the machine is shared.
 	# shellcheck disable=SC2086
-	if nice -n 10 "$bin" -max_total_time="$seconds" -timeout=10 \
+	if nice -n 10 "$bin" -max_total_time="$seconds" \
+	    -timeout="${FUZZ_TIMEOUT:-10}" \
 	    -rss_limit_mb=2048 -print_final_stats=1 $opts \
 	    -dict="fuzz/$t.dict" -artifact_prefix="$build/fuzz-crashes/$t-" \
 	    "$work" "fuzz/corpus/$t" $extra >"$log" 2>&1; then
