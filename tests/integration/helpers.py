@@ -53,14 +53,24 @@ class TestTimeout(Exception):
     """Raised by the per-test watchdog (SIGALRM)."""
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback TCP port that was free a moment ago, never one this
+    process handed out before: the kernel may give the port it just freed
+    to the next bind(), and a server's listen addresses must differ."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no port not handed out before in 100 tries")
 
 
 def b64(data):
