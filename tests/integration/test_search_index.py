@@ -100,11 +100,11 @@ def wipe(srv):
         d.close()
 
 
-def answers(c):
+def answers(c, criteria=CRITERIA):
     return [search(c, "CHARSET UTF-8 " + k if any(ord(ch) > 127
                                                     for ch in k) else k,
                    uid=True)
-            for k in CRITERIA]
+            for k in criteria]
 
 
 def fts_ok(srv):
@@ -208,8 +208,9 @@ def test_append_expunge_copy(srv):
     assert tagged.startswith("C2 OK"), tagged
     assert count(srv, "SELECT count(*) FROM search_text t JOIN mailboxes m"
                  " ON m.id = t.mailbox_id WHERE m.name = 'Archive'") == 2
+    # (The five fields stored at delivery, for each message.)
     assert count(srv, "SELECT count(*) FROM search_header h JOIN mailboxes"
-                 " m ON m.id = h.mailbox_id WHERE m.name = 'Archive'") == 2
+                 " m ON m.id = h.mailbox_id WHERE m.name = 'Archive'") == 10
     # Expunge removes the rows, and with them the full-text entries.
     _, tagged = c.command("S1", "UID STORE %d +FLAGS.SILENT (\\Deleted)"
                           % (n + 2))
@@ -250,6 +251,7 @@ def test_delivery_indexing_off(tmp_path):
         select(c)
         append(c, b"Subject: x\r\n\r\nlate indexing\r\n")
         assert count(s, "SELECT count(*) FROM search_text") == 0
+        assert count(s, "SELECT count(*) FROM search_header") == 0
         select(c)
         assert search(c, 'BODY "late index"', uid=True) == [1]
         assert count(s, "SELECT count(*) FROM search_text") == 1
@@ -292,6 +294,73 @@ def test_rebuilt_and_old_index(srv):
     assert count(srv, "SELECT count(*) FROM search_text") == len(MESSAGES)
     fts_ok(srv)
     c.close()
+
+
+DELIVERED = [
+    b"From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.org>\r\n"
+    b"To: \"Doe, John\" <john@example.com>, bob@example.org\r\n"
+    b"Cc: team: carol@example.net, dave@example.net;\r\n"
+    b"Subject: Quarterly   report\r\n\tfolded\r\n"
+    b"\r\nbody one\r\n",
+    b"From: bob@example.org\r\nSubject: =?ISO-8859-1?Q?caf=E9?=\r\n"
+    b"Subject: second subject\r\n\r\nbody two\r\n",
+    b"To: nobody@example.org\r\n\r\nno subject, no from\r\n",
+]
+
+DELIVERED_CRITERIA = [
+    'SUBJECT "quarterly report folded"', 'SUBJECT "report"',
+    'HEADER Subject "quarterly   report"', 'SUBJECT "café"',
+    'SUBJECT "second"', 'SUBJECT ""', 'HEADER Subject ""',
+    'FROM "jürgen"', 'FROM "<j@example.org>"', 'FROM ""', 'FROM "bob"',
+    'TO "\\"doe, john\\" <john@"', 'TO "bob@example.org"', 'TO ""',
+    'CC "team: <carol@example.net>"', 'CC "dave"', 'CC ""',
+    'OR FROM "bob" CC "carol"', 'NOT TO "nobody"',
+]
+
+
+def test_header_values_stored_at_delivery(tmp_path):
+    """APPEND stores the values of Subject, From, To and Cc that SUBJECT,
+    HEADER Subject, FROM, TO and CC compare against: the first search
+    opens no file, and the answers are those of the files."""
+    s = Server(tmp_path / "srv", settings={"fsync": "no"})
+    s.start()
+    try:
+        c = s.login(USER)
+        select(c)
+        for i, m in enumerate(DELIVERED):
+            append(c, m, tag="A%d" % i)
+        fields = ("a:cc", "a:from", "a:to", "h:subject", "s:subject")
+        for f in fields:
+            assert count(s, "SELECT count(*) FROM search_header"
+                         " WHERE field = ?", f) == len(DELIVERED)
+            assert count(s, "SELECT count(*) FROM search_header_fields"
+                         " WHERE field = ?", f) == 1
+        select(c)
+        stored = answers(c, DELIVERED_CRITERIA)       # from the stored values
+        assert stored[DELIVERED_CRITERIA.index('SUBJECT "café"')] == [2]
+        assert stored[DELIVERED_CRITERIA.index('CC "dave"')] == [1]
+        assert stored[DELIVERED_CRITERIA.index('SUBJECT ""')] == [1, 2]
+        # The same as from the files.
+        d = db(s)
+        with d:
+            d.execute("DELETE FROM search_header")
+        d.close()
+        assert answers(c, DELIVERED_CRITERIA) == stored
+        # Stored values are used: a file rewritten behind the server's
+        # back (which no Maildir writer does) is not read.
+        append(c, b"From: zed@example.org\r\nSubject: marker-42\r\n\r\n"
+               b"x\r\n", tag="B1")
+        select(c)
+        uid = len(DELIVERED) + 1
+        with open(find_file(s.data_dir, b"marker-42"), "wb") as f:
+            f.write(b"From: other@example.org\r\nSubject: changed\r\n\r\n"
+                    b"x\r\n")
+        assert search(c, 'SUBJECT "marker-42"', uid=True) == [uid]
+        assert search(c, 'FROM "zed@"', uid=True) == [uid]
+        assert search(c, 'SUBJECT "changed"', uid=True) == []
+        c.close()
+    finally:
+        stop_server(s)
 
 
 # The search tables of version 2 (commit ec855c6): the text uncompressed.
