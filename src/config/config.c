@@ -131,8 +131,8 @@ static const struct option options[] = {
 	O_BOOL(fsync, "yes",
 	    "fsync mail and index before acknowledging; no = tests only"),
 	O_BOOL(fts_index_on_delivery, "yes",
-	    "index the BODY text of delivered/appended mail at once;"
-	    " no = at the first BODY search"),
+	    "index the BODY text and Subject/From/To/Cc of delivered/"
+	    "appended mail at once; no = at the first search"),
 
 	O_ENUM(plaintext_auth, enum config_plaintext_auth,
 	    plaintext_auth_names, "loopback",

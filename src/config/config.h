@@ -50,7 +50,7 @@ struct config {
 	enum log_level log_level;	/* info */
 	bool demo_user;			/* create "demo" on first start: yes */
 	bool fsync;			/* fsync mail before acknowledging: yes */
-	bool fts_index_on_delivery;	/* BODY text indexed at APPEND: yes */
+	bool fts_index_on_delivery;	/* search data stored at APPEND: yes */
 
 	/* Authentication. */
 	enum config_plaintext_auth plaintext_auth;	/* loopback */

@@ -1,6 +1,7 @@
 #include "mime/search.h"
 #include "mime/decode.h"
 #include "mime/message.h"
+#include "mime/address.h"
 #include "core/buf.h"
 
 #include <stdint.h>
@@ -160,4 +161,139 @@ mime_search_text(struct buf *out, const struct mime_message *msg,
 		if (p->children == NULL && is_searchable(p))
 			part_text(out, msg, p);
 	}
+}
+
+static bool
+atext_only(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x80 || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/* An address list as Dovecot rewrites it for searching:
+ * "Name" <mailbox@domain>, group: <a@b>, <c@d>; */
+static void
+write_addresses(struct buf *out, const struct mime_address *a)
+{
+	bool first = true, group_start = false;
+
+	for (; a != NULL; a = a->next) {
+		if (a->mailbox != NULL && a->domain == NULL) {
+			if (!first)
+				buf_append_str(out, ", ");
+			buf_append_str(out, a->mailbox);
+			buf_append_str(out, ":");
+			group_start = true;
+		} else if (a->mailbox == NULL && a->domain == NULL) {
+			buf_append_str(out, ";");
+			group_start = false;
+		} else {
+			if (group_start)
+				buf_append_str(out, " ");
+			else if (!first)
+				buf_append_str(out, ", ");
+			group_start = false;
+			if (a->name != NULL && a->name[0] != '\0') {
+				if (atext_only(a->name)) {
+					buf_append_str(out, a->name);
+				} else {
+					buf_append(out, "\"", 1);
+					for (const char *p = a->name;
+					    *p != '\0'; p++) {
+						if (*p == '"' || *p == '\\')
+							buf_append(out, "\\",
+							    1);
+						buf_append(out, p, 1);
+					}
+					buf_append(out, "\"", 1);
+				}
+				buf_append_str(out, " ");
+			}
+			buf_append_str(out, "<");
+			if (a->route != NULL) {
+				buf_append_str(out, a->route);
+				buf_append_str(out, ":");
+			}
+			buf_append_str(out, a->mailbox);
+			buf_append_str(out, "@");
+			buf_append_str(out, a->domain);
+			buf_append_str(out, ">");
+		}
+		first = false;
+	}
+}
+
+/* Replace runs of white space with one space (Dovecot compresses the
+ * subject so that folding does not hide a match). */
+static void
+compress_lwsp(struct buf *b)
+{
+	size_t i, j = 0;
+	bool space = false;
+
+	for (i = 0; i < b->len; i++) {
+		char c = b->data[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (space)
+				continue;
+			space = true;
+			c = ' ';
+		} else {
+			space = false;
+		}
+		b->data[j++] = c;
+	}
+	b->len = j;
+	if (b->data != NULL)
+		b->data[j] = '\0';
+}
+
+void
+mime_search_header_values(struct buf *out, const struct mime_message *msg,
+    struct arena *arena, enum mime_search_values kind, const char *name)
+{
+	const struct mime_part *root = msg->root;
+	struct buf one;
+
+	buf_init(&one, 0);
+	for (unsigned i = 0; i < root->nfields; i++) {
+		const struct mime_header_field *f = &root->fields[i];
+
+		if (!f->has_colon || !mime_header_is(msg, f, name))
+			continue;
+		buf_reset(&one);
+		if (kind == MIME_SEARCH_VALUES_ADDRESS) {
+			struct buf raw, dec;
+			size_t vlen;
+			const char *v = mime_header_value(msg, f, &vlen);
+			struct mime_address *list =
+			    mime_address_parse(arena, v, vlen, NULL);
+
+			buf_init(&raw, 0);
+			buf_init(&dec, 0);
+			write_addresses(&raw, list);
+			buf_append(&dec, "", 0);
+			mime_decode_header_utf8(&dec, raw.data != NULL ?
+			    raw.data : "", raw.len);
+			mime_search_fold(&one, dec.data, dec.len);
+			buf_free(&raw);
+			buf_free(&dec);
+		} else {
+			mime_search_header(&one, msg, f);
+			if (kind == MIME_SEARCH_VALUES_SUBJECT)
+				compress_lwsp(&one);
+		}
+		buf_append(out, one.data != NULL ? one.data : "", one.len);
+		buf_append(out, "", 1);
+	}
+	buf_free(&one);
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+struct arena;
 struct buf;
 struct mime_message;
 struct mime_part;
@@ -50,5 +51,26 @@ void mime_search_header(struct buf *out, const struct mime_message *msg,
 /* Append the case-folded form of UTF-8 text (invalid bytes become
    U+FFFD), as applied to the text above. */
 void mime_search_fold(struct buf *out, const char *s, size_t len);
+
+/* How a header search key sees a field's value (RFC 3501 SEARCH keys). */
+enum mime_search_values {
+	MIME_SEARCH_VALUES_HEADER,	/* HEADER: the decoded value */
+	MIME_SEARCH_VALUES_SUBJECT,	/* SUBJECT: white space compressed */
+	MIME_SEARCH_VALUES_ADDRESS,	/* FROM, TO, CC, BCC: the address
+					 * list rewritten as Dovecot does */
+};
+
+/*
+ * Append the values a header search key compares against, each followed
+ * by a NUL byte (no value holds one: folding turns NUL into a space, and
+ * needles are folded too, so a needle never spans two values): one per
+ * field named name (any case) of the top-level header, decoded and
+ * folded.  Nothing is appended when the field is absent.  Address lists
+ * are parsed into arena.  SEARCH matches against these and the index
+ * stores them, so both give the same answers.
+ */
+void mime_search_header_values(struct buf *out,
+    const struct mime_message *msg, struct arena *arena,
+    enum mime_search_values kind, const char *name);
 
 #endif

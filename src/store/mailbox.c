@@ -54,8 +54,10 @@ struct store_append_item {
 	int64_t date;
 	char **keywords;
 	unsigned keyword_count;
-	char *text;		/* BODY search text, or NULL */
-	size_t text_len;
+	/* Search data computed before the lock (field NULL: the BODY
+	 * text); data malloc'd, uid set at commit. */
+	struct store_search_item *search;
+	unsigned search_count;
 };
 
 struct store_append {
@@ -1243,14 +1245,49 @@ store_append_begin(struct store_mailbox *box)
 }
 
 /*
- * The BODY search text of a message just written to tmp/, computed here,
- * outside the index lock, and stored with the message at commit.  It is
- * read back from the file so that it covers exactly the bytes stored
- * (LMTP's trace prefix included).  On failure there is no text: SEARCH
- * adds it later.
+ * The header fields whose search values are stored at delivery: those
+ * clients search most (SUBJECT, HEADER Subject, FROM, TO, CC).  The ids
+ * are the IMAP layer's (aux_field() in imap/search.c: "h:" HEADER, "s:"
+ * SUBJECT, "a:" address keys, then the name in lower case); other fields
+ * are stored by the first search that reads the files.
+ */
+static const struct {
+	const char *field;
+	enum mime_search_values kind;
+	const char *name;
+} append_search_fields[] = {
+	{ "h:subject", MIME_SEARCH_VALUES_HEADER, "subject" },
+	{ "s:subject", MIME_SEARCH_VALUES_SUBJECT, "subject" },
+	{ "a:from", MIME_SEARCH_VALUES_ADDRESS, "from" },
+	{ "a:to", MIME_SEARCH_VALUES_ADDRESS, "to" },
+	{ "a:cc", MIME_SEARCH_VALUES_ADDRESS, "cc" },
+};
+
+static void
+search_item_add(struct store_append_item *it, const char *field,
+    const struct buf *b)
+{
+	struct store_search_item *si = &it->search[it->search_count++];
+	char *copy = xmalloc(b->len + 1);
+
+	if (b->len > 0)
+		memcpy(copy, b->data, b->len);
+	copy[b->len] = '\0';
+	si->field = field;
+	si->data = copy;
+	si->len = b->len;
+}
+
+/*
+ * The search data of a message just written to tmp/ (the BODY text and
+ * the values of append_search_fields), computed here, outside the index
+ * lock, and stored with the message at commit.  It is read back from the
+ * file so that it covers exactly the bytes stored (LMTP's trace prefix
+ * included), and computed by the functions SEARCH uses on the file, so the
+ * answers are the same.  On failure there is none: SEARCH adds it later.
  */
 static void
-append_search_text(struct store_mailbox *box, struct store_append_item *it)
+append_search_data(struct store_mailbox *box, struct store_append_item *it)
 {
 	char *path = xasprintf("%s/tmp/%s", box->path, it->base);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1276,9 +1313,16 @@ append_search_text(struct store_mailbox *box, struct store_append_item *it)
 	buf_append(&text, "", 0);
 	msg = mime_message_parse(&arena, map != NULL ? map : "", len, NULL);
 	mime_search_body(&text, msg);
-	it->text = xmalloc(text.len + 1);
-	memcpy(it->text, text.data, text.len);
-	it->text_len = text.len;
+	it->search = xcalloc(ARRAY_SIZE(append_search_fields) + 1,
+	    sizeof(*it->search));
+	search_item_add(it, NULL, &text);
+	for (size_t i = 0; i < ARRAY_SIZE(append_search_fields); i++) {
+		buf_reset(&text);
+		text.max = 0;
+		mime_search_header_values(&text, msg, &arena,
+		    append_search_fields[i].kind, append_search_fields[i].name);
+		search_item_add(it, append_search_fields[i].field, &text);
+	}
 	buf_free(&text);
 	arena_free(&arena);
 	if (map != NULL)
@@ -1318,7 +1362,7 @@ append_add(struct store_append *ctx, int fd, const void *data, size_t len,
 	it->date = date;
 	if (box->user->search_text_on_append &&
 	    it->size <= APPEND_SEARCH_TEXT_MAX)
-		append_search_text(box, it);
+		append_search_data(box, it);
 	it->keyword_count = msg->keyword_count;
 	it->keywords = xcalloc(msg->keyword_count + 1, sizeof(char *));
 	for (unsigned i = 0; i < msg->keyword_count; i++)
@@ -1358,7 +1402,9 @@ append_free(struct store_append *ctx, bool unlink_tmp)
 			free(it->keywords[k]);
 		free(it->keywords);
 		free(it->base);
-		free(it->text);
+		for (unsigned k = 0; k < it->search_count; k++)
+			free((void *)(uintptr_t)it->search[k].data);
+		free(it->search);
 	}
 	free(ctx->items);
 	free(ctx);
@@ -1429,16 +1475,11 @@ store_append_commit_impl(struct store_append **ctxp, uint32_t *uidvalidity_r,
 		    it->keyword_count, true, &m.keywords, err) < 0 ||
 		    idx->v->msg_insert(idx, box->mb.id, &m, err) < 0)
 			goto fail;
-		if (it->text != NULL) {
-			struct store_search_item si = {
-				.uid = m.uid, .data = it->text,
-				.len = it->text_len,
-			};
-
-			if (idx->v->search_put(idx, box->mb.id, &si, 1,
-			    err) < 0)
-				goto fail;
-		}
+		for (unsigned k = 0; k < it->search_count; k++)
+			it->search[k].uid = m.uid;
+		if (it->search_count > 0 && idx->v->search_put(idx,
+		    box->mb.id, it->search, it->search_count, err) < 0)
+			goto fail;
 	}
 	if (fsync_cur(box, err) < 0)
 		goto fail;

@@ -77,9 +77,10 @@ struct store_settings {
 	 * index (synchronous=OFF).  Acknowledged mail may then be lost on
 	 * power failure, not on a process crash. */
 	bool fsync_disable;
-	/* Put the BODY search text of appended messages (APPEND, LMTP,
-	 * deliver) into the full-text index when they are committed, rather
-	 * than at the first BODY search that reads them. */
+	/* Store the search data of appended messages (APPEND, LMTP,
+	 * deliver: the BODY text, under the full-text index, and the values
+	 * of Subject, From, To and Cc) when they are committed, rather than
+	 * at the first search that reads them. */
 	bool search_text_on_append;
 };
 

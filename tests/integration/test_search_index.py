@@ -8,6 +8,7 @@ or written by an older version gets it back.
 """
 import os
 import sqlite3
+import zlib
 
 import pytest
 
@@ -62,9 +63,21 @@ def index_path(srv):
     return os.path.join(srv.data_dir, "users", USER, "index.sqlite")
 
 
+def unzip(z, size):
+    text = zlib.decompress(z)
+    assert len(text) == size
+    return text.decode()
+
+
 def db(srv):
     d = sqlite3.connect(index_path(srv), timeout=10)
     d.execute("PRAGMA foreign_keys = ON")
+    # The server's functions that the search_text view and the triggers
+    # keeping search_fts in step call (index/sqlite.c).
+    d.create_function("herald_unzip", 2, unzip, deterministic=True)
+    d.create_function("herald_zip", 1,
+                      lambda t: zlib.compress(t.encode()),
+                      deterministic=True)
     return d
 
 
@@ -82,16 +95,16 @@ def wipe(srv):
         with d:
             d.execute("DELETE FROM search_header")
             d.execute("DELETE FROM search_header_fields")
-            d.execute("DELETE FROM search_text")
+            d.execute("DELETE FROM search_body")
     finally:
         d.close()
 
 
-def answers(c):
+def answers(c, criteria=CRITERIA):
     return [search(c, "CHARSET UTF-8 " + k if any(ord(ch) > 127
                                                     for ch in k) else k,
                    uid=True)
-            for k in CRITERIA]
+            for k in criteria]
 
 
 def fts_ok(srv):
@@ -120,6 +133,11 @@ def test_same_answers_with_and_without_index(srv):
     assert count(srv, "SELECT count(*) FROM search_text") == len(MESSAGES)
     assert count(srv, "SELECT count(*) FROM search_header"
                  " WHERE field = 'h:subject'") == len(MESSAGES)
+    # Stored compressed; the view serves the text back.
+    assert count(srv, "SELECT sum(length(ztext)) < sum(size)"
+                 " FROM search_body") == 1
+    assert count(srv, "SELECT count(*) FROM search_text"
+                 " WHERE text LIKE '%conference room%'") == 1
     second = answers(c)         # from the index
     assert second == first
     wipe(srv)
@@ -190,8 +208,9 @@ def test_append_expunge_copy(srv):
     assert tagged.startswith("C2 OK"), tagged
     assert count(srv, "SELECT count(*) FROM search_text t JOIN mailboxes m"
                  " ON m.id = t.mailbox_id WHERE m.name = 'Archive'") == 2
+    # (The five fields stored at delivery, for each message.)
     assert count(srv, "SELECT count(*) FROM search_header h JOIN mailboxes"
-                 " m ON m.id = h.mailbox_id WHERE m.name = 'Archive'") == 2
+                 " m ON m.id = h.mailbox_id WHERE m.name = 'Archive'") == 10
     # Expunge removes the rows, and with them the full-text entries.
     _, tagged = c.command("S1", "UID STORE %d +FLAGS.SILENT (\\Deleted)"
                           % (n + 2))
@@ -232,6 +251,7 @@ def test_delivery_indexing_off(tmp_path):
         select(c)
         append(c, b"Subject: x\r\n\r\nlate indexing\r\n")
         assert count(s, "SELECT count(*) FROM search_text") == 0
+        assert count(s, "SELECT count(*) FROM search_header") == 0
         select(c)
         assert search(c, 'BODY "late index"', uid=True) == [1]
         assert count(s, "SELECT count(*) FROM search_text") == 1
@@ -247,9 +267,10 @@ def test_rebuilt_and_old_index(srv):
     c.close()
     srv.stop()
     # A version 1 index (before the search tables) is upgraded.
-    d = sqlite3.connect(index_path(srv))
+    d = db(srv)
     with d:
-        for t in ("search_fts", "search_text", "search_header",
+        d.execute("DROP VIEW search_text")
+        for t in ("search_fts", "search_body", "search_header",
                   "search_header_fields"):
             d.execute("DROP TABLE %s" % t)
         d.execute("UPDATE schema_version SET version = 1")
@@ -257,7 +278,7 @@ def test_rebuilt_and_old_index(srv):
     srv.launch()
     c = srv.login(USER)
     select(c)
-    assert count(srv, "SELECT version FROM schema_version") == 2
+    assert count(srv, "SELECT version FROM schema_version") == 3
     assert answers(c) == want
     assert count(srv, "SELECT count(*) FROM search_text") == len(MESSAGES)
     c.close()
@@ -271,5 +292,148 @@ def test_rebuilt_and_old_index(srv):
     select(c)
     assert answers(c) == want
     assert count(srv, "SELECT count(*) FROM search_text") == len(MESSAGES)
+    fts_ok(srv)
+    c.close()
+
+
+DELIVERED = [
+    b"From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.org>\r\n"
+    b"To: \"Doe, John\" <john@example.com>, bob@example.org\r\n"
+    b"Cc: team: carol@example.net, dave@example.net;\r\n"
+    b"Subject: Quarterly   report\r\n\tfolded\r\n"
+    b"\r\nbody one\r\n",
+    b"From: bob@example.org\r\nSubject: =?ISO-8859-1?Q?caf=E9?=\r\n"
+    b"Subject: second subject\r\n\r\nbody two\r\n",
+    b"To: nobody@example.org\r\n\r\nno subject, no from\r\n",
+]
+
+DELIVERED_CRITERIA = [
+    'SUBJECT "quarterly report folded"', 'SUBJECT "report"',
+    'HEADER Subject "quarterly   report"', 'SUBJECT "café"',
+    'SUBJECT "second"', 'SUBJECT ""', 'HEADER Subject ""',
+    'FROM "jürgen"', 'FROM "<j@example.org>"', 'FROM ""', 'FROM "bob"',
+    'TO "\\"doe, john\\" <john@"', 'TO "bob@example.org"', 'TO ""',
+    'CC "team: <carol@example.net>"', 'CC "dave"', 'CC ""',
+    'OR FROM "bob" CC "carol"', 'NOT TO "nobody"',
+]
+
+
+def test_header_values_stored_at_delivery(tmp_path):
+    """APPEND stores the values of Subject, From, To and Cc that SUBJECT,
+    HEADER Subject, FROM, TO and CC compare against: the first search
+    opens no file, and the answers are those of the files."""
+    s = Server(tmp_path / "srv", settings={"fsync": "no"})
+    s.start()
+    try:
+        c = s.login(USER)
+        select(c)
+        for i, m in enumerate(DELIVERED):
+            append(c, m, tag="A%d" % i)
+        fields = ("a:cc", "a:from", "a:to", "h:subject", "s:subject")
+        for f in fields:
+            assert count(s, "SELECT count(*) FROM search_header"
+                         " WHERE field = ?", f) == len(DELIVERED)
+            assert count(s, "SELECT count(*) FROM search_header_fields"
+                         " WHERE field = ?", f) == 1
+        select(c)
+        stored = answers(c, DELIVERED_CRITERIA)       # from the stored values
+        assert stored[DELIVERED_CRITERIA.index('SUBJECT "café"')] == [2]
+        assert stored[DELIVERED_CRITERIA.index('CC "dave"')] == [1]
+        assert stored[DELIVERED_CRITERIA.index('SUBJECT ""')] == [1, 2]
+        # The same as from the files.
+        d = db(s)
+        with d:
+            d.execute("DELETE FROM search_header")
+        d.close()
+        assert answers(c, DELIVERED_CRITERIA) == stored
+        # Stored values are used: a file rewritten behind the server's
+        # back (which no Maildir writer does) is not read.
+        append(c, b"From: zed@example.org\r\nSubject: marker-42\r\n\r\n"
+               b"x\r\n", tag="B1")
+        select(c)
+        uid = len(DELIVERED) + 1
+        with open(find_file(s.data_dir, b"marker-42"), "wb") as f:
+            f.write(b"From: other@example.org\r\nSubject: changed\r\n\r\n"
+                    b"x\r\n")
+        assert search(c, 'SUBJECT "marker-42"', uid=True) == [uid]
+        assert search(c, 'FROM "zed@"', uid=True) == [uid]
+        assert search(c, 'SUBJECT "changed"', uid=True) == []
+        c.close()
+    finally:
+        stop_server(s)
+
+
+# The search tables of version 2 (commit ec855c6): the text uncompressed.
+V2_SQL = """
+DROP TRIGGER search_body_ai;
+DROP TRIGGER search_body_ad;
+DROP VIEW search_text;
+CREATE TABLE search_text (
+ id INTEGER PRIMARY KEY,
+ mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+ uid INTEGER NOT NULL,
+ text TEXT NOT NULL,
+ UNIQUE (mailbox_id, uid));
+INSERT INTO search_text (id, mailbox_id, uid, text)
+ SELECT id, mailbox_id, uid, herald_unzip(ztext, size) FROM search_body;
+DROP TABLE search_body;
+CREATE TRIGGER search_text_ai AFTER INSERT ON search_text BEGIN
+ INSERT INTO search_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER search_text_ad AFTER DELETE ON search_text BEGIN
+ INSERT INTO search_fts (search_fts, rowid, text)
+  VALUES ('delete', old.id, old.text);
+END;
+UPDATE schema_version SET version = 2;
+"""
+
+
+def test_version_2_index_upgraded(srv):
+    """A version 2 index keeps its full-text index and its texts, now
+    compressed, and is vacuumed."""
+    c = srv.login(USER)
+    select(c)
+    for i in range(2):
+        append(c, b"Subject: v2 %d\r\n\r\nupgraded text number%d\r\n"
+               % (i, i), tag="A%d" % i)
+    select(c)
+    want = answers(c)
+    want_new = search(c, 'BODY "text number"', uid=True)
+    assert len(want_new) == 2
+    c.close()
+    srv.stop()
+    d = db(srv)
+    d.executescript(V2_SQL)
+    # Consistent as version 2 wrote it.
+    d.execute("INSERT INTO search_fts (search_fts, rank)"
+              " VALUES ('integrity-check', 1)")
+    n_texts = d.execute("SELECT count(*) FROM search_text").fetchone()[0]
+    d.close()
+    assert n_texts == len(MESSAGES) + 2
+    srv.launch()
+    c = srv.login(USER)
+    select(c)
+    assert count(srv, "SELECT version FROM schema_version") == 3
+    assert count(srv, "SELECT type FROM sqlite_master"
+                 " WHERE name = 'search_text'") == "view"
+    assert count(srv, "SELECT count(*) FROM search_body") == n_texts
+    assert count(srv, "SELECT count(*) FROM sqlite_master"
+                 " WHERE name LIKE 'search_text_a_'") == 0
+    assert count(srv, "PRAGMA freelist_count") == 0
+    fts_ok(srv)
+    # The migrated texts are used (no file is read for them) and give
+    # the same answers.
+    assert answers(c) == want
+    assert count(srv, "SELECT count(*) FROM search_body") == n_texts
+    assert search(c, 'BODY "text number"', uid=True) == want_new
+    # Expunging a migrated text removes exactly what was indexed.
+    _, tagged = c.command("S1", "UID STORE %d +FLAGS.SILENT (\\Deleted)"
+                          % want_new[0])
+    assert tagged.startswith("S1 OK"), tagged
+    _, tagged = c.command("E1", "EXPUNGE")
+    assert tagged.startswith("E1 OK"), tagged
+    assert count(srv, "SELECT count(*) FROM search_fts"
+                 " WHERE search_fts MATCH '\"er0\"'") == 0
+    assert search(c, 'BODY "text number"', uid=True) == want_new[1:]
     fts_ok(srv)
     c.close()

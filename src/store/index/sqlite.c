@@ -19,32 +19,33 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /*
  * Version 2 added the search tables (search_header, search_header_fields,
  * search_text, search_fts): a version 1 index gets them, empty, when it is
- * opened; SEARCH fills them as it reads messages.
+ * opened; SEARCH fills them as it reads messages.  Version 3 keeps the
+ * BODY text zlib-compressed (search_body); search_text became a view that
+ * serves it decompressed.  A version 2 index has its texts compressed
+ * when it is opened, and is then vacuumed once to give the space back.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
- * Search data (version 2).  search_header holds, per message, the values
- * a header search key compares against (one row per mailbox, field id and
- * UID, so a search reads one range); search_header_fields lists the field
- * ids present in a mailbox, so that an expunge or a copy reaches a
- * message's rows by primary key.  search_text holds the text BODY searches
- * in, and search_fts is a trigram index over it (external content,
- * detail=none: it only answers "which messages hold every trigram", which
- * is all a prefilter needs).  The triggers keep search_fts in step with
- * search_text, including deletes cascaded from a mailbox.
+ * Search data.  search_header holds, per message, the values a header
+ * search key compares against (one row per mailbox, field id and UID, so
+ * a search reads one range); search_header_fields lists the field ids
+ * present in a mailbox, so that an expunge or a copy reaches a message's
+ * rows by primary key.
  */
-#define SEARCH_SCHEMA_SQL \
+#define SEARCH_HEADER_SQL \
 	"CREATE TABLE IF NOT EXISTS search_header (" \
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
 	"  ON DELETE CASCADE," \
@@ -56,26 +57,73 @@
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
 	"  ON DELETE CASCADE," \
 	" field TEXT NOT NULL," \
-	" PRIMARY KEY (mailbox_id, field)) WITHOUT ROWID;" \
-	"CREATE TABLE IF NOT EXISTS search_text (" \
+	" PRIMARY KEY (mailbox_id, field)) WITHOUT ROWID;"
+
+/*
+ * search_body holds the text BODY searches in, compressed (ztext: a zlib
+ * stream of size bytes of UTF-8).  Mail text compresses to a third or
+ * less, and nothing reads it on the search path: search_fts is a trigram
+ * index over it (detail=none: it only answers "which messages hold every
+ * trigram", which is all a prefilter needs), and candidates are confirmed
+ * on the message file.  The text is kept only because FTS5 can remove a
+ * document only when given the text it indexed (contentless_delete needs
+ * SQLite 3.43).
+ */
+#define SEARCH_BODY_SQL \
+	"CREATE TABLE IF NOT EXISTS search_body (" \
 	" id INTEGER PRIMARY KEY," \
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)" \
 	"  ON DELETE CASCADE," \
 	" uid INTEGER NOT NULL," \
-	" text TEXT NOT NULL," \
-	" UNIQUE (mailbox_id, uid));" \
+	" size INTEGER NOT NULL," \
+	" ztext BLOB NOT NULL," \
+	" UNIQUE (mailbox_id, uid));"
+
+/*
+ * search_fts is an external-content table over the view search_text,
+ * which decompresses with herald_unzip() (registered on every connection
+ * by try_open(); FTS5 reads the content only for 'rebuild' and
+ * 'integrity-check', never for a MATCH on rowids).  The triggers keep
+ * search_fts in step with search_body, including deletes cascaded from a
+ * mailbox.  A connection without herald_unzip() (the sqlite3 shell) can
+ * read everything but cannot delete texts: the trigger fails rather than
+ * leave the full-text index out of step.
+ */
+#define SEARCH_FTS_SQL \
+	"CREATE VIEW IF NOT EXISTS search_text (id, mailbox_id, uid, text)" \
+	" AS SELECT id, mailbox_id, uid, herald_unzip(ztext, size)" \
+	" FROM search_body;" \
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(text," \
 	" content='search_text', content_rowid='id'," \
 	" tokenize='trigram case_sensitive 1', detail='none');" \
-	"CREATE TRIGGER IF NOT EXISTS search_text_ai AFTER INSERT" \
-	" ON search_text BEGIN" \
-	" INSERT INTO search_fts (rowid, text) VALUES (new.id, new.text);" \
+	"CREATE TRIGGER IF NOT EXISTS search_body_ai AFTER INSERT" \
+	" ON search_body BEGIN" \
+	" INSERT INTO search_fts (rowid, text)" \
+	"  VALUES (new.id, herald_unzip(new.ztext, new.size));" \
 	" END;" \
-	"CREATE TRIGGER IF NOT EXISTS search_text_ad AFTER DELETE" \
-	" ON search_text BEGIN" \
+	"CREATE TRIGGER IF NOT EXISTS search_body_ad AFTER DELETE" \
+	" ON search_body BEGIN" \
 	" INSERT INTO search_fts (search_fts, rowid, text)" \
-	"  VALUES ('delete', old.id, old.text);" \
+	"  VALUES ('delete', old.id, herald_unzip(old.ztext, old.size));" \
 	" END;"
+
+#define SEARCH_SCHEMA_SQL SEARCH_HEADER_SQL SEARCH_BODY_SQL SEARCH_FTS_SQL
+
+/*
+ * Version 2 to 3: compress the texts into search_body, keeping their ids,
+ * which are the rowids search_fts knows them by, so the full-text index
+ * stays as it is.  The old triggers go first: the copy must not index the
+ * texts again, and dropping search_text must not remove them.
+ */
+#define SEARCH_V2_TO_V3_SQL \
+	"DROP TRIGGER IF EXISTS search_text_ai;" \
+	"DROP TRIGGER IF EXISTS search_text_ad;" \
+	SEARCH_BODY_SQL \
+	"INSERT INTO search_body (id, mailbox_id, uid, size, ztext)" \
+	" SELECT id, mailbox_id, uid, length(CAST(text AS BLOB))," \
+	" herald_zip(text) FROM search_text;" \
+	"DROP TABLE search_text;" \
+	SEARCH_FTS_SQL
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
@@ -242,21 +290,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " (mailbox_id, field) SELECT ?1, field FROM search_header_fields"
 	    " WHERE mailbox_id = ?2",
 	/* Messages never change, so a row once written stays right. */
-	[S_ST_PUT] = "INSERT INTO search_text (mailbox_id, uid, text)"
-	    " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM messages"
-	    " WHERE mailbox_id = ?1 AND uid = ?2)"
+	[S_ST_PUT] = "INSERT INTO search_body (mailbox_id, uid, size, ztext)"
+	    " SELECT ?1, ?2, ?3, herald_zip(?4) WHERE EXISTS (SELECT 1 FROM"
+	    " messages WHERE mailbox_id = ?1 AND uid = ?2)"
 	    " ON CONFLICT (mailbox_id, uid) DO NOTHING",
-	[S_ST_DEL_MSG] = "DELETE FROM search_text"
+	[S_ST_DEL_MSG] = "DELETE FROM search_body"
 	    " WHERE mailbox_id = ? AND uid = ?",
-	[S_ST_COPY] = "INSERT INTO search_text (mailbox_id, uid, text)"
-	    " SELECT ?1, ?2, text FROM search_text"
+	[S_ST_COPY] = "INSERT INTO search_body (mailbox_id, uid, size, ztext)"
+	    " SELECT ?1, ?2, size, ztext FROM search_body"
 	    " WHERE mailbox_id = ?3 AND uid = ?4"
 	    " ON CONFLICT (mailbox_id, uid) DO NOTHING",
-	[S_ST_INDEXED] = "SELECT uid FROM search_text WHERE mailbox_id = ?"
+	[S_ST_INDEXED] = "SELECT uid FROM search_body WHERE mailbox_id = ?"
 	    " ORDER BY uid",
 	/* CROSS JOIN: the full-text query first, then each hit by rowid
 	 * (the other order would run the query once per message). */
-	[S_ST_MATCH] = "SELECT t.uid FROM search_fts f CROSS JOIN search_text t"
+	[S_ST_MATCH] = "SELECT t.uid FROM search_fts f CROSS JOIN search_body t"
 	    " ON t.id = f.rowid WHERE search_fts MATCH ? AND t.mailbox_id = ?",
 };
 
@@ -268,6 +316,7 @@ struct sqlite_index {
 	ino_t ino;
 	bool in_txn;
 	bool replaced;		/* the path no longer names our file */
+	bool vacuum;		/* a migration freed much space: VACUUM */
 	sqlite3_stmt *stmts[S_COUNT];	/* prepared lazily, kept */
 };
 
@@ -357,6 +406,99 @@ is_corrupt(int rc)
 	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
 
+/* Longest text herald_unzip() inflates: far above what SEARCH stores
+ * (4 MiB), far below SQLite's string limit. */
+#define UNZIP_MAX (256 * 1024 * 1024)
+
+/*
+ * herald_zip(text): the text's bytes as a zlib stream (a blob).  The
+ * window is sized to the text: deflate's setup of its default 32 KiB
+ * window and hash table costs ten times the compression of a 2 KB text,
+ * and a smaller window compresses a text that fits in it just as well.
+ */
+static void
+sql_zip(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const void *in = sqlite3_value_blob(argv[0]);
+	uLong in_len = (uLong)sqlite3_value_bytes(argv[0]);
+	uLong out_cap = compressBound(in_len);
+	Bytef *out = sqlite3_malloc64(out_cap);
+	z_stream zs;
+	int wbits = 9, rc;
+
+	if (out == NULL) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	while (wbits < MAX_WBITS && ((uLong)1 << wbits) < in_len)
+		wbits++;
+	memset(&zs, 0, sizeof(zs));
+	rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, wbits,
+	    wbits < MAX_WBITS ? 6 : 8, Z_DEFAULT_STRATEGY);
+	if (rc == Z_OK) {
+		zs.next_in = (Bytef *)(uintptr_t)(in != NULL ? in : "");
+		zs.avail_in = (uInt)in_len;
+		zs.next_out = out;
+		zs.avail_out = (uInt)out_cap;
+		rc = deflate(&zs, Z_FINISH) == Z_STREAM_END ? Z_OK : Z_BUF_ERROR;
+		(void)deflateEnd(&zs);
+	}
+	if (rc != Z_OK) {
+		sqlite3_free(out);
+		sqlite3_result_error(ctx, "herald_zip: deflate failed", -1);
+		return;
+	}
+	sqlite3_result_blob64(ctx, out, zs.total_out, sqlite3_free);
+}
+
+/*
+ * herald_unzip(ztext, size): the text herald_zip() compressed, which was
+ * size bytes.  Anything else is an error, never a different text: the
+ * full-text index would be corrupted by deleting other text than it
+ * indexed.
+ */
+static void
+sql_unzip(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const void *in = sqlite3_value_blob(argv[0]);
+	uLong in_len = (uLong)sqlite3_value_bytes(argv[0]);
+	sqlite3_int64 size = sqlite3_value_int64(argv[1]);
+	uLongf out_len = (uLongf)size;
+	Bytef *out;
+
+	if (in == NULL || size < 0 || size > UNZIP_MAX) {
+		sqlite3_result_error(ctx, "herald_unzip: bad arguments", -1);
+		return;
+	}
+	if ((out = sqlite3_malloc64((sqlite3_uint64)size + 1)) == NULL) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	if (uncompress(out, &out_len, in, in_len) != Z_OK ||
+	    out_len != (uLongf)size) {
+		sqlite3_free(out);
+		sqlite3_result_error(ctx, "herald_unzip: corrupt text", -1);
+		return;
+	}
+	sqlite3_result_text64(ctx, (const char *)out, (sqlite3_uint64)size,
+	    sqlite3_free, SQLITE_UTF8);
+}
+
+/* The functions the search schema's view and triggers call. */
+static int
+register_functions(sqlite3 *db)
+{
+	int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	int rc;
+
+	rc = sqlite3_create_function(db, "herald_zip", 1, flags, NULL,
+	    sql_zip, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "herald_unzip", 2, flags,
+		    NULL, sql_unzip, NULL, NULL);
+	return rc;
+}
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -378,6 +520,11 @@ migrate(struct sqlite_index *si, int v)
 	if (v < 2) {
 		/* Empty search tables: SEARCH fills them lazily. */
 		rc = sqlite3_exec(si->db, SEARCH_SCHEMA_SQL, NULL, NULL, NULL);
+	} else if (v == 2) {
+		rc = sqlite3_exec(si->db, SEARCH_V2_TO_V3_SQL, NULL, NULL,
+		    NULL);
+		/* The uncompressed texts left free pages behind. */
+		si->vacuum = true;
 	}
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_exec(si->db, "UPDATE schema_version SET version = "
@@ -405,6 +552,8 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_extended_result_codes(si->db, 1);
+	if ((rc = register_functions(si->db)) != SQLITE_OK)
+		return rc;
 	sqlite3_busy_timeout(si->db, set->busy_timeout_ms > 0 ?
 	    (int)set->busy_timeout_ms : 10000);
 	/* synchronous first: switching a new database to WAL is a write
@@ -439,16 +588,21 @@ try_open(struct sqlite_index *si, const struct store_settings *set,
 			    " VALUES (" STR(SCHEMA_VERSION) ")", NULL, NULL,
 			    NULL);
 	} else if (rc == SQLITE_OK) {
+		int v = 0;
+
 		rc = sqlite3_prepare_v2(si->db, "SELECT version FROM"
 		    " schema_version", -1, &st, NULL);
 		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int v = sqlite3_column_int(st, 0);
-
-			rc = migrate(si, v);
+			v = sqlite3_column_int(st, 0);
+			rc = SQLITE_OK;
 		} else if (rc == SQLITE_DONE) {
 			rc = SQLITE_CORRUPT;
 		}
+		/* Before migrating: DROP TABLE fails while a statement is
+		 * active (SQLITE_LOCKED). */
 		sqlite3_finalize(st);
+		if (rc == SQLITE_OK)
+			rc = migrate(si, v);
 	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(si->db, "COMMIT", NULL, NULL, NULL);
@@ -501,6 +655,15 @@ sqlite_open(const char *path, const struct store_settings *set,
 		free(si->path);
 		free(si);
 		return -1;
+	}
+	if (si->vacuum) {
+		/* Once, after the migration committed; if it fails (another
+		 * process holds the lock), the free pages are reused. */
+		if (sqlite3_exec(si->db, "VACUUM; PRAGMA wal_checkpoint"
+		    "(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
+			log_warnx("store: %s: VACUUM: %s", path,
+			    sqlite3_errmsg(si->db));
+		si->vacuum = false;
 	}
 	{
 		struct stat st;
@@ -1183,7 +1346,8 @@ sqlite_search_put(struct store_index *idx, int64_t mailbox_id,
 				return -1;
 			sqlite3_bind_int64(st, 1, mailbox_id);
 			sqlite3_bind_int64(st, 2, it->uid);
-			sqlite3_bind_text64(st, 3, it->len > 0 ? it->data : "",
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)it->len);
+			sqlite3_bind_text64(st, 4, it->len > 0 ? it->data : "",
 			    it->len, SQLITE_STATIC, SQLITE_UTF8);
 			if (stmt_run(si, st, "search_put text", err) < 0)
 				return -1;
