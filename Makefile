@@ -39,7 +39,7 @@ run: build
 # other, since they share ports and cores; the first that fails stops it.
 # A -Werror build with unit and integration tests (check-plain), the same
 # under ASan+UBSan (check-asan), then every fuzz target briefly from its
-# seeds (fuzz-smoke).  About 12 minutes on 2 shared cores (docs/FUZZING.md,
+# seeds (fuzz-smoke).  11 to 13 minutes on 2 busy cores (docs/FUZZING.md,
 # "How CI uses them").
 check: deps-test
 	$(MAKE) --no-print-directory check-plain
