@@ -11,6 +11,9 @@
 
 #include "log/log.h"
 
+#include <sys/resource.h>
+
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -24,9 +27,13 @@ imap_server_new(struct worker *w, void *tls_ctx)
 {
 	struct imap_server *srv = xmalloc(sizeof(*srv));
 	const struct config *cfg = worker_config(w);
+	struct rlimit rl;
 
 	srv->worker = w;
 	srv->tls_ctx = tls_ctx;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		srv->fd_limit = rl.rlim_cur > UINT_MAX ? UINT_MAX :
+		    (unsigned)rl.rlim_cur;
 	srv->passdb = passdb_new(cfg->passwd_file);
 	srv->passwd_path = xstrdup(cfg->passwd_file);
 	uv_timer_init(worker_loop(w), &srv->release_timer);
@@ -119,6 +126,7 @@ imap_user_ref(struct imap_server *srv, const char *name)
 }
 
 static void user_free(struct imap_server *srv, struct imap_user *u);
+static void release_under_pressure(struct imap_server *srv);
 
 void
 imap_server_tick(struct imap_server *srv)
@@ -133,6 +141,7 @@ imap_server_tick(struct imap_server *srv)
 		 * it ends. */
 		imap_user_batch_start(u);
 	}
+	release_under_pressure(srv);
 }
 
 void
@@ -184,12 +193,23 @@ static unsigned job_count_in_flight;
 
 /* Stores closed since the last malloc_trim() (any thread). */
 static unsigned long stores_closed;
+/* Stores open in this worker (any thread): three descriptors each. */
+static unsigned long stores_open;
+
+void
+imap_user_store_opened(struct imap_user *u)
+{
+	(void)u;
+	__atomic_add_fetch(&stores_open, 1, __ATOMIC_RELAXED);
+}
 
 void
 imap_user_close_store(struct imap_user *u)
 {
-	if (u->store != NULL)
+	if (u->store != NULL) {
 		__atomic_add_fetch(&stores_closed, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&stores_open, 1, __ATOMIC_RELAXED);
+	}
 	for (struct imap_view *v = u->views; v != NULL; v = v->unext)
 		if (v->box != NULL)
 			store_mailbox_close(&v->box);
@@ -232,18 +252,12 @@ release_after_cb(uv_work_t *work, int status)
 		malloc_trim(0);
 }
 
+/* Queue a release job for every user whose sessions all idle and whose
+ * last run is at least quiet_ms old. */
 static void
-release_timer_cb(uv_timer_t *t)
+release_sweep(struct imap_server *srv, uint64_t quiet)
 {
-	struct imap_server *srv = t->data;
 	uint64_t now = uv_now(worker_loop(srv->worker));
-	uint64_t quiet = (uint64_t)srv->release_after * 1000;
-
-	/* Closed connections (idlers' own, or the jobs of the last sweep)
-	 * leave memory glibc keeps: give it back to the system. */
-	if (job_count_in_flight == 0 &&
-	    __atomic_exchange_n(&stores_closed, 0, __ATOMIC_RELAXED) > 0)
-		malloc_trim(0);
 
 	for (unsigned i = 0; i < srv->users_size; i++) {
 		for (struct imap_user *u = srv->users[i]; u != NULL;
@@ -272,6 +286,43 @@ release_timer_cb(uv_timer_t *t)
 			}
 		}
 	}
+}
+
+static void
+release_timer_cb(uv_timer_t *t)
+{
+	struct imap_server *srv = t->data;
+
+	/* Closed connections (idlers' own, or the jobs of the last sweep)
+	 * leave memory glibc keeps: give it back to the system. */
+	if (job_count_in_flight == 0 &&
+	    __atomic_exchange_n(&stores_closed, 0, __ATOMIC_RELAXED) > 0)
+		malloc_trim(0);
+	release_sweep(srv, (uint64_t)srv->release_after * 1000);
+}
+
+/*
+ * Under descriptor pressure (connections plus three per open index past
+ * 85% of RLIMIT_NOFILE: a burst of logins, each user's index open until
+ * its sessions have idled idle_release seconds), release every user whose
+ * sessions all idle now rather than after idle_release, so that new
+ * sessions can still open their indexes.  One sweep at a time.
+ */
+static void
+release_under_pressure(struct imap_server *srv)
+{
+	unsigned long used;
+
+	if (srv->fd_limit == 0 || srv->release_after == 0 ||
+	    job_count_in_flight > 0)
+		return;
+	used = worker_conn_count(srv->worker) +
+	    3 * __atomic_load_n(&stores_open, __ATOMIC_RELAXED);
+	if (used < (unsigned long)srv->fd_limit / 100 * 85)
+		return;
+	log_debug("imap: %lu descriptors of %u in use: releasing idle users' "
+	    "indexes now", used, srv->fd_limit);
+	release_sweep(srv, 0);
 }
 
 void

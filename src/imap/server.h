@@ -56,6 +56,7 @@ struct imap_server {
 	struct imap_user *batch_users;	/* with a batch gathering */
 	uv_timer_t release_timer;	/* closes idle users' stores */
 	unsigned release_after;		/* seconds of quiet; 0 = never */
+	unsigned fd_limit;		/* RLIMIT_NOFILE at start */
 };
 
 /* Close the stores of users whose sessions all idled for `seconds`
@@ -65,6 +66,9 @@ void imap_server_start_release(struct imap_server *srv, unsigned seconds);
 /* Close u's store and its views' mailboxes; with u->lock held.  The next
  * run reopens them. */
 void imap_user_close_store(struct imap_user *u);
+/* u->store was just opened (with u->lock held): counted for the file
+ * descriptor budget (imap_server_tick()). */
+void imap_user_store_opened(struct imap_user *u);
 
 /* The shared store entry of user (loop thread); one reference. */
 struct imap_user *imap_user_ref(struct imap_server *srv, const char *name);

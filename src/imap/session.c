@@ -208,6 +208,7 @@ imap_session_store(struct imap_session *s, struct store_error *err)
 		}
 		free(root);
 		store_user_set_change_hook(u->store, session_store_changed, u);
+		imap_user_store_opened(u);
 	}
 	s->store = u->store;
 	return 0;

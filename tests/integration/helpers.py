@@ -399,10 +399,19 @@ class Server:
         cmd += self.args
         self._stderr = open(self.stderr_path, "ab")
         self._stdout = open(self.stdout_path, "ab")
+        nofile = getattr(self, "nofile", None)
+
+        def limits():
+            # A lower open-file limit for the server (tests of its
+            # descriptor budget).
+            if nofile is not None:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=self._stdout,
                                      stderr=self._stderr, cwd=self.root,
-                                     env=self.env, start_new_session=True)
+                                     env=self.env, start_new_session=True,
+                                     preexec_fn=limits)
         self.returncode = None
         if wait:
             self.wait_ready()

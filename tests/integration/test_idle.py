@@ -452,3 +452,40 @@ def test_many_idlers_of_one_mailbox_share_one_index_read(herald_server):
             writer.close()
         for c in idlers:
             c.close()
+
+
+@pytest.mark.timeout_s(90)
+def test_descriptor_pressure_releases_idle_users_early(herald_server):
+    """A worker near its open-file limit (here 256) closes the indexes of
+    users whose sessions all idle at once instead of after idle_release
+    (an hour here): 60 users with two idling sessions each would need
+    120 sockets + 60 x 3 index descriptors.  Every session must still
+    LOGIN, SELECT and IDLE, and hear a delivery afterwards."""
+    import smtplib
+    users = {"u%02d" % i: "pw%02d" % i for i in range(60)}
+    srv = herald_server(users=users, start=False, workers="1",
+                        idle_release="3600", fsync="no")
+    srv.nofile = 256
+    srv.start()
+    conns = []
+    try:
+        for name, pw in sorted(users.items()):
+            for tag in ("S1", "S2"):
+                c = srv.login(name, pw)
+                conns.append(c)
+                select(c, tag=tag)
+                start_idle(c)
+        assert index_fds(srv) < 60 * 3
+        lmtp = smtplib.LMTP("127.0.0.1", srv.lmtp_port, timeout=10)
+        lmtp.sendmail("sender@example.org", ["u00@example.org",
+                                             "u59@example.org"],
+                      MESSAGE % ("pressure", "pressure"))
+        lmtp.quit()
+        for c in conns[:2] + conns[-2:]:
+            line, _ = read_until(c, lambda l: l.endswith(" EXISTS"),
+                                 timeout=5)
+            assert line == "* 1 EXISTS"
+        assert "Too many open files" not in srv.log()
+    finally:
+        for c in conns:
+            c.close()
