@@ -325,40 +325,111 @@ struct unknown_file {
 	uint32_t uid;		/* assigned */
 };
 
-static int
-cmp_msg_base(const void *a, const void *b)
-{
-	const struct store_msg *x = *(const struct store_msg *const *)a;
-	const struct store_msg *y = *(const struct store_msg *const *)b;
-	size_t xl = maildir_name_base_len(x->filename);
-	size_t yl = maildir_name_base_len(y->filename);
-	int c = memcmp(x->filename, y->filename, xl < yl ? xl : yl);
+/*
+ * Rows by BASE (the name up to ':'), in an open-addressing hash table: a
+ * sync matches every file of a 100,000-message folder against the index.
+ * The table and the names are far bigger than the CPU caches and every
+ * lookup lands somewhere random, so lookups go in batches that prefetch
+ * the slots, then the names, before touching them.
+ */
+struct base_slot {
+	const char *name;	/* the row's file name; NULL: empty */
+	uint32_t tag;		/* high half of the BASE's hash */
+	uint32_t row;
+};
 
-	return c != 0 ? c : (xl > yl) - (xl < yl);
+struct base_table {
+	struct base_slot *slots;
+	uint32_t mask;
+};
+
+#define BASE_BATCH 16
+
+static uint64_t
+base_hash(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
 }
 
-static struct store_msg *
-find_base(struct store_msg **sorted, unsigned n, const char *name)
+static void
+base_table_init(struct base_table *t, const struct store_msg *msgs,
+    unsigned n, struct arena *arena)
 {
-	size_t bl = maildir_name_base_len(name);
-	unsigned lo = 0, hi = n;
+	uint32_t size = 16;
 
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-		const char *f = sorted[mid]->filename;
-		size_t fl = maildir_name_base_len(f);
-		int c = memcmp(name, f, bl < fl ? bl : fl);
+	while (size < 2 * (uint64_t)n)
+		size *= 2;
+	t->slots = arena_alloc(arena, size * sizeof(*t->slots));
+	t->mask = size - 1;
+	for (unsigned i = 0; i < n; i++) {
+		const char *f = msgs[i].filename;
+		uint64_t h = base_hash(f, maildir_name_base_len(f));
+		uint32_t k = (uint32_t)h & t->mask;
 
-		if (c == 0)
-			c = (bl > fl) - (bl < fl);
-		if (c == 0)
-			return sorted[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		while (t->slots[k].name != NULL)
+			k = (k + 1) & t->mask;
+		t->slots[k].name = f;
+		t->slots[k].tag = (uint32_t)(h >> 32);
+		t->slots[k].row = i;
 	}
-	return NULL;
+}
+
+static bool
+same_base(const char *a, const char *b, size_t bl)
+{
+	return strncmp(a, b, bl) == 0 && (b[bl] == '\0' || b[bl] == ':');
+}
+
+/* rows_r[i]: the row whose BASE is that of ents[i], or -1. */
+static void
+base_table_find_all(const struct base_table *t,
+    const struct maildir_entry *ents, unsigned n, int32_t *rows_r)
+{
+	for (unsigned s = 0; s < n; s += BASE_BATCH) {
+		unsigned e = n - s > BASE_BATCH ? s + BASE_BATCH : n;
+		uint32_t k[BASE_BATCH], tag[BASE_BATCH], bl[BASE_BATCH];
+
+		for (unsigned j = s; j < e; j++) {
+			const char *name = ents[j].name;
+			uint64_t h;
+
+			bl[j - s] = (uint32_t)maildir_name_base_len(name);
+			h = base_hash(name, bl[j - s]);
+			k[j - s] = (uint32_t)h & t->mask;
+			tag[j - s] = (uint32_t)(h >> 32);
+			__builtin_prefetch(&t->slots[k[j - s]]);
+		}
+		/* The first slot with the right tag, almost always the row. */
+		for (unsigned j = s; j < e; j++) {
+			uint32_t q = k[j - s];
+
+			while (t->slots[q].name != NULL &&
+			    t->slots[q].tag != tag[j - s])
+				q = (q + 1) & t->mask;
+			k[j - s] = q;
+			if (t->slots[q].name != NULL)
+				__builtin_prefetch(t->slots[q].name);
+		}
+		for (unsigned j = s; j < e; j++) {
+			uint32_t q = k[j - s];
+			const struct base_slot *sl;
+
+			rows_r[j] = -1;
+			for (; (sl = &t->slots[q])->name != NULL;
+			    q = (q + 1) & t->mask) {
+				if (sl->tag == tag[j - s] &&
+				    same_base(ents[j].name, sl->name,
+				    bl[j - s])) {
+					rows_r[j] = (int32_t)sl->row;
+					break;
+				}
+			}
+		}
+	}
 }
 
 static bool
@@ -437,7 +508,7 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 		return 0;
 	/* Flags changed by another program (or us, before a crash). */
 	nf = maildir_name_flags(name);
-	m->filename = name;
+	m->filename = arena_strdup(arena, name);
 	if (nf != (m->flags & STORE_F_SYSTEM_MASK)) {
 		m->flags = nf;
 		m->modseq = modseq;
@@ -446,52 +517,131 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 	return idx->v->msg_update(idx, box->mb.id, m, err);
 }
 
-int
-store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
+/*
+ * A hash of what stat() says about new/ and cur/ (device, inode, size,
+ * link count, mtime and ctime to the nanosecond), never 0.  Any file
+ * created, renamed or removed in a directory moves its mtime and ctime.
+ * *trusted_r is false when a change could still go unnoticed: a time
+ * stamp less than STAMP_MARGIN seconds old may be shared by a change made
+ * right after our stat() within the same clock tick (Dovecot's maildir
+ * sync has the same rule).
+ */
+#define STAMP_MARGIN 2
+
+static uint64_t
+dir_stamp(struct store_mailbox *box, bool *trusted_r)
+{
+	static const char *const subs[] = { "new", "cur" };
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)box->mb.id;
+	struct timespec now;
+
+	*trusted_r = false;
+	h = (h ^ box->mb.uidvalidity) * 0x100000001b3ull;
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0)
+		return 0;
+	*trusted_r = true;
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		char *p = xasprintf("%s/%s", box->path, subs[i]);
+		struct stat st;
+		uint64_t v[8];
+		int r = stat(p, &st);
+
+		free(p);
+		if (r < 0) {
+			*trusted_r = false;
+			return 0;
+		}
+		v[0] = (uint64_t)st.st_dev;
+		v[1] = (uint64_t)st.st_ino;
+		v[2] = (uint64_t)st.st_size;
+		v[3] = (uint64_t)st.st_nlink;
+		v[4] = (uint64_t)st.st_mtim.tv_sec;
+		v[5] = (uint64_t)st.st_mtim.tv_nsec;
+		v[6] = (uint64_t)st.st_ctim.tv_sec;
+		v[7] = (uint64_t)st.st_ctim.tv_nsec;
+		h = base_hash((const char *)v, sizeof(v)) ^ (h * 31);
+		if (st.st_mtim.tv_sec > now.tv_sec - STAMP_MARGIN ||
+		    st.st_ctim.tv_sec > now.tv_sec - STAMP_MARGIN)
+			*trusted_r = false;
+	}
+	return h != 0 ? h : 1;
+}
+
+/*
+ * The sync proper, under the write lock (see store_mailbox_sync()).
+ *
+ * The rows are read into list_arena.  When the sync kept every row (it
+ * may have followed renames), *msgs_r and *count_r are the rows as they
+ * are now, so a SELECT need not read them again; otherwise *msgs_r is
+ * NULL.
+ *
+ * Unless full, the folder is not read at all when new/ and cur/ look the
+ * way they did at the last scan that found them settled (dir_stamp(),
+ * kept in the meta table): nothing was created, renamed or removed there
+ * since, by us or by anyone else, so the index matches the files.
+ */
+static int
+sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
+    struct store_msg **msgs_r, unsigned *count_r, struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
-	struct store_msg *msgs, **by_base;
+	struct store_msg *msgs;
+	struct base_table bt;
 	struct maildir_entry *ents;
+	int32_t *rows;
 	struct unknown_file *unk = NULL;
 	unsigned nmsgs, nents, nunk = 0;
-	uint64_t modseq;
+	uint64_t modseq, stamp, old_stamp = 0;
 	bool *seen, changed = false, missing = false, renamed = false;
+	bool trusted, touched = false, kept_rows = true;
 	uint32_t next_uid, limit, floor_uid, kept_max;
+	char stamp_key[40];
 	struct arena arena;
 	int ret = -1;
 
+	*msgs_r = NULL;
+	*count_r = 0;
 	if (reload_row(box, err) < 0)
 		return -1;
 	if (!box->tmp_cleaned) {
 		maildir_tmp_clean(box->path);
 		box->tmp_cleaned = true;
 	}
+	snprintf(stamp_key, sizeof(stamp_key), "maildir_stamp.%" PRId64,
+	    box->mb.id);
+	stamp = dir_stamp(box, &trusted);
+	if (idx->v->meta_get(idx, stamp_key, &old_stamp, err) < 0)
+		return -1;
+	if (!full && box->mb.rebuild == STORE_REBUILD_NONE &&
+	    old_stamp != 0 && old_stamp == stamp)
+		return 0;
 	arena_init(&arena);
 	modseq = box->mb.highestmodseq + 1;
-	if (idx->v->msg_list(idx, box->mb.id, 0, &arena, &msgs, &nmsgs,
+	if (idx->v->msg_list(idx, box->mb.id, 0, list_arena, &msgs, &nmsgs,
 	    err) < 0 ||
 	    maildir_scan(box->path, &arena, &ents, &nents, err) < 0)
 		goto out;
-	by_base = arena_alloc(&arena, (nmsgs + 1) * sizeof(*by_base));
+	base_table_init(&bt, msgs, nmsgs, &arena);
 	seen = arena_alloc(&arena, nmsgs + 1);
-	for (unsigned i = 0; i < nmsgs; i++)
-		by_base[i] = &msgs[i];
-	qsort(by_base, nmsgs, sizeof(*by_base), cmp_msg_base);
 	unk = xcalloc(nents + 1, sizeof(*unk));
+	rows = arena_alloc(&arena, (nents + 1) * sizeof(*rows));
+	base_table_find_all(&bt, ents, nents, rows);
 
 	for (unsigned i = 0; i < nents; i++) {
-		struct store_msg *m = find_base(by_base, nmsgs, ents[i].name);
+		int32_t k = rows[i];
 
-		if (m == NULL) {
+		if (ents[i].in_new)
+			touched = true;	/* moved to cur/ */
+		if (k < 0) {
 			unk[nunk].name = ents[i].name;
 			unk[nunk++].in_new = ents[i].in_new;
 			continue;
 		}
-		if (seen[m - msgs])
+		if (seen[k])
 			continue;	/* in new/ and cur/ during a move */
-		seen[m - msgs] = true;
-		if (follow_rename(box, m, ents[i].name, ents[i].in_new, modseq,
-		    &changed, &arena, err) < 0)
+		seen[k] = true;
+		if (follow_rename(box, &msgs[k], ents[i].name, ents[i].in_new,
+		    modseq, &changed, list_arena, err) < 0)
 			goto out;
 	}
 	for (unsigned i = 0; i < nmsgs; i++)
@@ -506,15 +656,19 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 		 */
 		if (maildir_scan(box->path, &arena, &ents, &nents, err) < 0)
 			goto out;
+		rows = arena_alloc(&arena, (nents + 1) * sizeof(*rows));
+		base_table_find_all(&bt, ents, nents, rows);
 		for (unsigned i = 0; i < nents; i++) {
-			struct store_msg *m = find_base(by_base, nmsgs,
-			    ents[i].name);
+			int32_t k = rows[i];
 
-			if (m == NULL || seen[m - msgs])
+			if (ents[i].in_new)
+				touched = true;
+			if (k < 0 || seen[k])
 				continue;
-			seen[m - msgs] = true;
-			if (follow_rename(box, m, ents[i].name,
-			    ents[i].in_new, modseq, &changed, &arena, err) < 0)
+			seen[k] = true;
+			if (follow_rename(box, &msgs[k], ents[i].name,
+			    ents[i].in_new, modseq, &changed, list_arena,
+			    err) < 0)
 				goto out;
 		}
 		for (unsigned i = 0; i < nmsgs; i++) {
@@ -524,6 +678,7 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 			    modseq, err) < 0)
 				goto out;
 			changed = true;
+			kept_rows = false;
 		}
 	}
 
@@ -626,6 +781,7 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 		if (idx->v->msg_insert(idx, box->mb.id, &m, err) < 0)
 			goto out;
 		changed = true;
+		kept_rows = false;
 	}
 	if (renamed && fsync_cur(box, err) < 0)
 		goto out;
@@ -638,9 +794,34 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 	    box->mb.highestmodseq, err) < 0 ||
 	    idx->v->mailbox_update(idx, &box->mb, err) < 0)
 		goto out;
+	/* What we renamed moved the directories' times: the next sync reads
+	 * them again, as it does when they changed too recently to tell. */
+	if (renamed || touched || !trusted)
+		stamp = 0;
+	if (stamp != old_stamp &&
+	    idx->v->meta_set(idx, stamp_key, stamp, err) < 0)
+		goto out;
+	if (kept_rows) {
+		*msgs_r = msgs;
+		*count_r = nmsgs;
+	}
 	ret = 0;
 out:
 	free(unk);
+	arena_free(&arena);
+	return ret;
+}
+
+int
+store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
+{
+	struct store_msg *msgs;
+	struct arena arena;
+	unsigned n;
+	int ret;
+
+	arena_init(&arena);
+	ret = sync_locked(box, true, &arena, &msgs, &n, err);
 	arena_free(&arena);
 	return ret;
 }
@@ -679,10 +860,29 @@ static int
 sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
+	struct store_msg *msgs;
+	struct arena scratch;
+	unsigned n;
+	int ret;
 
 	if (idx->v->begin(idx, true, err) < 0)
 		return -1;
-	if (store_mailbox_sync_locked(box, err) < 0)
+	if (load) {
+		/* The rows the sync reads become the snapshot if it kept
+		 * them all. */
+		arena_reset(&box->snap_arena);
+		box->msgs = NULL;
+		box->msg_count = 0;
+		ret = sync_locked(box, false, &box->snap_arena, &msgs, &n,
+		    err);
+	} else {
+		/* A file was missing: read the folder whatever it looks
+		 * like. */
+		arena_init(&scratch);
+		ret = sync_locked(box, true, &scratch, &msgs, &n, err);
+		arena_free(&scratch);
+	}
+	if (ret < 0)
 		goto fail;
 	if (!box->readonly) {
 		claim_recent(box);
@@ -690,15 +890,27 @@ sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 			goto fail;
 	}
 	if (load) {
-		arena_reset(&box->snap_arena);
-		if (idx->v->msg_list(idx, box->mb.id, 0, &box->snap_arena,
-		    &box->msgs, &box->msg_count, err) < 0 ||
-		    load_keywords(box, err) < 0)
+		if (msgs != NULL) {
+			box->msgs = msgs;
+			box->msg_count = n;
+		} else {
+			arena_reset(&box->snap_arena);
+			if (idx->v->msg_list(idx, box->mb.id, 0,
+			    &box->snap_arena, &box->msgs, &box->msg_count,
+			    err) < 0)
+				goto fail;
+		}
+		if (load_keywords(box, err) < 0)
 			goto fail;
 		mark_recent(box, box->msgs, box->msg_count);
 	}
 	return idx->v->commit(idx, err);
 fail:
+	if (load) {
+		arena_reset(&box->snap_arena);
+		box->msgs = NULL;
+		box->msg_count = 0;
+	}
 	idx->v->rollback(idx);
 	return -1;
 }
