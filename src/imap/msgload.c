@@ -1,5 +1,6 @@
 #include "imap/msgload.h"
 
+#include "core/arena.h"
 #include "mime/message.h"
 
 #include <errno.h>
@@ -8,6 +9,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Files up to this size are read, bigger ones mapped. */
+#define MSGLOAD_READ_MAX (256 * 1024)
 
 int
 imap_msg_load(struct store_mailbox *box, uint32_t uid, struct arena *arena,
@@ -26,6 +30,31 @@ imap_msg_load(struct store_mailbox *box, uint32_t uid, struct arena *arena,
 		snprintf(err->text, sizeof(err->text), "Internal error.");
 		close(fd);
 		return -1;
+	}
+	if (st.st_size > 0 && st.st_size <= MSGLOAD_READ_MAX) {
+		char *p = arena_alloc(arena, (size_t)st.st_size + 1);
+		size_t got = 0;
+		ssize_t n = 0;
+
+		while (got < (size_t)st.st_size) {
+			n = pread(fd, p + got, (size_t)st.st_size - got,
+			    (off_t)got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;	/* n == 0: shrank meanwhile */
+			got += (size_t)n;
+		}
+		close(fd);
+		if (n < 0) {
+			err->code = STORE_ERR_INTERNAL;
+			snprintf(err->text, sizeof(err->text),
+			    "Internal error.");
+			return -1;
+		}
+		msg->data = got > 0 ? p : NULL;
+		msg->size = got;
+		return 0;
 	}
 	if (st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ,

@@ -432,22 +432,23 @@ base_table_find_all(const struct base_table *t,
 	}
 }
 
-static bool
-uid_indexed(const struct store_msg *msgs, unsigned n, uint32_t uid)
+/* uid's row in msgs (ascending by UID), or NULL. */
+static const struct store_msg *
+msg_by_uid(const struct store_msg *msgs, unsigned n, uint32_t uid)
 {
 	unsigned lo = 0, hi = n;
 
 	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
+		unsigned mid = lo + (hi - lo) / 2;
 
 		if (msgs[mid].uid == uid)
-			return true;
+			return &msgs[mid];
 		if (msgs[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return false;
+	return NULL;
 }
 
 static int
@@ -722,7 +723,7 @@ sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
 		uint32_t u = unk[i].name_uid;
 
 		if (u == 0 || u < floor_uid || u >= limit ||
-		    uid_indexed(msgs, nmsgs, u) ||
+		    msg_by_uid(msgs, nmsgs, u) != NULL ||
 		    (i > 0 && unk[i - 1].name_uid == u))
 			continue;
 		unk[i].uid = u;
@@ -972,11 +973,25 @@ store_mailbox_open_msg(struct store_mailbox *box, uint32_t uid, int *fd_r,
     struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
+	const struct store_msg *snap;
 	struct arena arena;
 	struct store_msg m;
 	bool found;
 	int ret = -1;
 
+	/* The snapshot's name first: FETCH of a range would otherwise
+	 * read the index once per message.  Names are unique, so a stale
+	 * one opens nothing (ENOENT) rather than another message. */
+	if ((snap = msg_by_uid(box->msgs, box->msg_count, uid)) != NULL) {
+		char *p = cur_path(box, snap->filename);
+
+		*fd_r = open(p, O_RDONLY | O_CLOEXEC);
+		free(p);
+		if (*fd_r >= 0)
+			return 0;
+		if (errno != ENOENT)
+			return store_error_errno(err, errno, "open message");
+	}
 	arena_init(&arena);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char *p;
@@ -1639,6 +1654,38 @@ store_cache_put(struct store_mailbox *box, uint32_t uid, const char *field,
 {
 	return box_index(box)->v->cache_put(box_index(box), box->mb.id, uid,
 	    field, data, len, err);
+}
+
+int
+store_cache_get_range(struct store_mailbox *box, uint32_t uid_lo,
+    uint32_t uid_hi, const char *field, struct arena *arena,
+    struct store_cache_value **values_r, unsigned *count_r,
+    struct store_error *err)
+{
+	return box_index(box)->v->cache_get_range(box_index(box), box->mb.id,
+	    uid_lo, uid_hi, field, arena, values_r, count_r, err);
+}
+
+int
+store_cache_put_many(struct store_mailbox *box,
+    const struct store_cache_item *items, unsigned count,
+    struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	if (count == 0)
+		return 0;
+	/* One commit instead of one per value: each is a WAL append. */
+	if (idx->v->begin(idx, true, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < count; i++) {
+		if (idx->v->cache_put(idx, box->mb.id, items[i].uid,
+		    items[i].field, items[i].data, items[i].len, err) < 0) {
+			idx->v->rollback(idx);
+			return -1;
+		}
+	}
+	return idx->v->commit(idx, err);
 }
 
 int
