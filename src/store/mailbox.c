@@ -20,6 +20,7 @@
  */
 #include "store/store_private.h"
 #include "store/maildir/maildir.h"
+#include "core/buf.h"
 #include "core/xmalloc.h"
 #include "log/log.h"
 
@@ -318,10 +319,13 @@ store_mailbox_keywords(struct store_mailbox *box, unsigned *count_r)
 
 struct unknown_file {
 	const char *name;
+	const char *final;	/* name once adopted; NULL: gone */
 	bool in_new;
+	bool keep_name;		/* in cur/ without ",U=": not renamed */
 	int64_t mtime;
 	uint64_t size;
-	uint32_t name_uid;	/* ",U=" or 0 */
+	uint32_t name_uid;	/* ",U=" or herald-uidmap, or 0 */
+	uint32_t map_uid;	/* herald-uidmap's, or 0 */
 	uint32_t uid;		/* assigned */
 };
 
@@ -478,6 +482,20 @@ cmp_unknown_arrival(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/*
+ * The UID to write into a known file's new name: its own, unless the name
+ * has no ",U=" field (a file adopted under its own name, whose UID is in
+ * herald-uidmap), which stays without one.  BASE must not change: it is
+ * what matches the file to its row after a crash before the commit.
+ */
+static uint32_t
+name_uid_kept(const char *name, uint32_t uid)
+{
+	uint32_t u;
+
+	return maildir_name_uid(name, &u) ? uid : 0;
+}
+
 /* A known file was found under name (maybe in new/): follow it. */
 static int
 follow_rename(struct store_mailbox *box, struct store_msg *m,
@@ -489,8 +507,8 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 
 	if (in_new) {
 		/* Only we move files new -> cur; give it a proper name. */
-		char *to_name = maildir_name_build(name, m->uid,
-		    maildir_name_flags(name));
+		char *to_name = maildir_name_build(name,
+		    name_uid_kept(name, m->uid), maildir_name_flags(name));
 		char *from = xasprintf("%s/new/%s", box->path, name);
 		char *to = cur_path(box, to_name);
 		int r = rename(from, to);
@@ -516,6 +534,130 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 		*changed = true;
 	}
 	return idx->v->msg_update(idx, box->mb.id, m, err);
+}
+
+/* stat() the unknown files (relative to their directory), drop the ones
+ * gone meanwhile, and read the ",U=" fields. */
+static int
+unknown_stat(struct store_mailbox *box, struct unknown_file *unk,
+    unsigned *count, struct store_error *err)
+{
+	static const char *const subs[] = { "cur", "new" };
+	int dfd[2];
+	unsigned n = 0;
+
+	for (int d = 0; d < 2; d++) {
+		char *p = xasprintf("%s/%s", box->path, subs[d]);
+
+		dfd[d] = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(p);
+		if (dfd[d] < 0 && errno != ENOENT) {
+			int e = errno;
+
+			if (d == 1)
+				close(dfd[0]);
+			return store_error_errno(err, e, "open %s",
+			    box->path);
+		}
+	}
+	for (unsigned i = 0; i < *count; i++) {
+		struct stat st;
+		int fd = dfd[unk[i].in_new ? 1 : 0];
+
+		if (fd < 0 || fstatat(fd, unk[i].name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;	/* gone meanwhile */
+		unk[n] = unk[i];
+		unk[n].mtime = st.st_mtime;
+		unk[n].size = (uint64_t)st.st_size;
+		if (!maildir_name_uid(unk[n].name, &unk[n].name_uid)) {
+			unk[n].name_uid = 0;
+			unk[n].keep_name = !unk[n].in_new &&
+			    strstr(unk[n].name, ",U=") == NULL;
+		}
+		n++;
+	}
+	for (int d = 0; d < 2; d++)
+		if (dfd[d] >= 0)
+			close(dfd[d]);
+	*count = n;
+	return 0;
+}
+
+/*
+ * The UIDs herald-uidmap gives files kept under their own names (read
+ * only when there are such files: after a lost index, or when files were
+ * put into cur/ by another program).  The last line of a BASE counts.
+ */
+static int
+uidmap_lookup(struct store_mailbox *box, struct unknown_file *unk,
+    unsigned n, struct arena *arena, struct store_error *err)
+{
+	struct store_msg *rows;
+	struct maildir_entry *ents;
+	struct base_table bt;
+	unsigned nrows = 0, nents = 0, lines = 0;
+	int32_t *found;
+	size_t len;
+	char *data, *p;
+
+	for (unsigned i = 0; i < n; i++)
+		if (unk[i].keep_name)
+			nents++;
+	if (nents == 0)
+		return 0;
+	if (maildir_uidmap_read(box->path, &data, &len, err) < 0)
+		return -1;
+	if (data == NULL)
+		return 0;
+	for (p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) !=
+	    NULL; p++)
+		lines++;
+	rows = arena_alloc(arena, (lines + 1) * sizeof(*rows));
+	/* Complete lines only: a crash may have cut the last one.  Stored
+	 * last line first, so that a BASE's last line is the one found. */
+	for (p = data; p < data + len;) {
+		char *nl = memchr(p, '\n', len - (size_t)(p - data));
+		unsigned long long u;
+		char *sp, *end;
+
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		errno = 0;
+		u = strtoull(p, &end, 10);
+		sp = end;
+		if (errno == 0 && u > 0 && u <= UINT32_MAX && *sp == ' ' &&
+		    sp[1] != '\0') {
+			rows[lines - 1 - nrows].uid = (uint32_t)u;
+			rows[lines - 1 - nrows].filename = arena_strdup(arena,
+			    sp + 1);
+			nrows++;
+		}
+		p = nl + 1;
+	}
+	/* Unparsable lines left holes at the front: close them. */
+	memmove(rows, rows + (lines - nrows), nrows * sizeof(*rows));
+	free(data);
+	base_table_init(&bt, rows, nrows, arena);
+	ents = arena_alloc(arena, (nents + 1) * sizeof(*ents));
+	found = arena_alloc(arena, (nents + 1) * sizeof(*found));
+	nents = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (unk[i].keep_name)
+			ents[nents++].name = unk[i].name;
+	base_table_find_all(&bt, ents, nents, found);
+	nents = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (!unk[i].keep_name)
+			continue;
+		if (found[nents] >= 0) {
+			unk[i].map_uid = rows[found[nents]].uid;
+			unk[i].name_uid = unk[i].map_uid;
+		}
+		nents++;
+	}
+	return 0;
 }
 
 /*
@@ -683,33 +825,17 @@ sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
 		}
 	}
 
-	/* Unknown files: stat, then decide which ",U=" UIDs to keep. */
-	{
-		unsigned n = 0;
-
-		for (unsigned i = 0; i < nunk; i++) {
-			char *p = xasprintf("%s/%s/%s", box->path,
-			    unk[i].in_new ? "new" : "cur", unk[i].name);
-			struct stat st;
-			int r = stat(p, &st);
-
-			free(p);
-			if (r < 0 || !S_ISREG(st.st_mode))
-				continue;	/* gone meanwhile */
-			unk[n] = unk[i];
-			unk[n].mtime = st.st_mtime;
-			unk[n].size = (uint64_t)st.st_size;
-			if (!maildir_name_uid(unk[n].name, &unk[n].name_uid))
-				unk[n].name_uid = 0;
-			n++;
-		}
-		nunk = n;
-	}
+	/* Unknown files: stat, then decide which UIDs to keep. */
+	if (nunk > 0 && unknown_stat(box, unk, &nunk, err) < 0)
+		goto out;
+	if (nunk > 0 && uidmap_lookup(box, unk, nunk, &arena, err) < 0)
+		goto out;
 	/*
-	 * A ",U=" UID is kept when it cannot have been shown for another
-	 * message: normally only in [uidnext, uid_reserved), which is a UID
-	 * we were allocating when we crashed; after a lost index (rebuild)
-	 * any UID below the reservation not used twice.
+	 * A UID from the name (",U=") or from herald-uidmap is kept when it
+	 * cannot have been shown for another message: normally only in
+	 * [uidnext, uid_reserved), which is a UID we were allocating when we
+	 * crashed; after a lost index (rebuild) any UID below the
+	 * reservation not used twice.
 	 */
 	floor_uid = box->mb.rebuild != STORE_REBUILD_NONE ? 1 :
 	    box->mb.uidnext;
@@ -717,8 +843,22 @@ sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
 	    box->mb.uid_reserved;
 	next_uid = box->mb.uidnext;
 	kept_max = 0;
-	if (nunk > 1)
-		qsort(unk, nunk, sizeof(*unk), cmp_unknown_uid);
+	/* Files with a UID to keep first, by UID (a UID named twice goes
+	 * to the oldest file); the others need no order here. */
+	{
+		unsigned nkeep = 0;
+
+		for (unsigned i = 0; i < nunk; i++) {
+			if (unk[i].name_uid != 0) {
+				struct unknown_file t = unk[nkeep];
+
+				unk[nkeep++] = unk[i];
+				unk[i] = t;
+			}
+		}
+		if (nkeep > 1)
+			qsort(unk, nkeep, sizeof(*unk), cmp_unknown_uid);
+	}
 	for (unsigned i = 0; i < nunk; i++) {
 		uint32_t u = unk[i].name_uid;
 
@@ -749,40 +889,87 @@ sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
 		if (store_mailbox_reserve(box, next_uid, modseq, err) < 0)
 			goto out;
 	}
-	for (unsigned i = 0; i < nunk; i++) {
-		char *to_name = maildir_name_build(unk[i].name, unk[i].uid,
-		    maildir_name_flags(unk[i].name));
-		char *from = xasprintf("%s/%s/%s", box->path,
-		    unk[i].in_new ? "new" : "cur", unk[i].name);
-		char *to = cur_path(box, to_name);
-		struct store_msg m;
-		int r = 0;
+	/*
+	 * Files in new/ and names with a ",U=" field we do not keep are
+	 * renamed into cur/ with ",U=uid".  A file in cur/ without the field
+	 * keeps its name, and its UID goes to herald-uidmap instead: renaming
+	 * 100,000 files of an imported folder took seconds.  Either way the
+	 * UID is on disk before the index row (crash safety).
+	 */
+	{
+		struct buf map;
+		int r;
 
-		if (strcmp(from, to) != 0)
-			r = rename(from, to);
-		free(from);
-		free(to);
-		if (r < 0) {
+		buf_init(&map, 0);
+		for (unsigned i = 0; i < nunk; i++) {
+			char *to_name, *from, *to;
+
+			r = 0;
+			if (unk[i].keep_name) {
+				unk[i].final = unk[i].name;
+				if (unk[i].map_uid != unk[i].uid) {
+					buf_append_u64(&map, unk[i].uid);
+					buf_append(&map, " ", 1);
+					buf_append(&map, unk[i].name,
+					    maildir_name_base_len(
+					    unk[i].name));
+					buf_append(&map, "\n", 1);
+				}
+				continue;
+			}
+			to_name = maildir_name_build(unk[i].name, unk[i].uid,
+			    maildir_name_flags(unk[i].name));
+			from = xasprintf("%s/%s/%s", box->path,
+			    unk[i].in_new ? "new" : "cur", unk[i].name);
+			to = cur_path(box, to_name);
+			if (strcmp(from, to) != 0)
+				r = rename(from, to);
+			free(from);
+			free(to);
+			if (r < 0) {
+				free(to_name);
+				if (errno == ENOENT)
+					continue;	/* UID stays unused */
+				store_error_errno(err, errno, "rename in %s",
+				    box->path);
+				buf_free(&map);
+				goto out;
+			}
+			renamed = true;
+			unk[i].final = arena_strdup(&arena, to_name);
 			free(to_name);
-			if (errno == ENOENT)
-				continue;	/* UID stays unused */
-			store_error_errno(err, errno, "rename in %s",
-			    box->path);
-			goto out;
 		}
-		renamed = true;
-		memset(&m, 0, sizeof(m));
-		m.uid = unk[i].uid;
-		m.flags = maildir_name_flags(unk[i].name);
-		m.internal_date = unk[i].mtime;
-		m.size = unk[i].size;
-		m.modseq = modseq;
-		m.filename = arena_strdup(&arena, to_name);
-		free(to_name);
-		if (idx->v->msg_insert(idx, box->mb.id, &m, err) < 0)
+		r = map.len > 0 ? maildir_uidmap_append(box->path, map.data,
+		    map.len, box->user->fsync, err) : 0;
+		buf_free(&map);
+		if (r < 0)
 			goto out;
-		changed = true;
-		kept_rows = false;
+	}
+	{
+		struct store_msg *add = arena_alloc(&arena,
+		    (nunk + 1) * sizeof(*add));
+		unsigned nadd = 0;
+
+		for (unsigned i = 0; i < nunk; i++) {
+			struct store_msg *m = &add[nadd];
+
+			if (unk[i].final == NULL)
+				continue;
+			m->uid = unk[i].uid;
+			m->flags = maildir_name_flags(unk[i].name);
+			m->internal_date = unk[i].mtime;
+			m->size = unk[i].size;
+			m->modseq = modseq;
+			m->filename = unk[i].final;
+			nadd++;
+		}
+		if (nadd > 0) {
+			if (idx->v->msg_insert_many(idx, box->mb.id, add,
+			    nadd, err) < 0)
+				goto out;
+			changed = true;
+			kept_rows = false;
+		}
 	}
 	if (renamed && fsync_cur(box, err) < 0)
 		goto out;
@@ -1096,7 +1283,7 @@ store_mailbox_update_flags_impl(struct store_mailbox *box, const uint32_t *uids,
 			}
 			if (nf != m.flags) {
 				char *name = maildir_name_build(m.filename,
-				    m.uid, nf);
+				    name_uid_kept(m.filename, m.uid), nf);
 				char *from = cur_path(box, m.filename);
 				char *to = cur_path(box, name);
 				int r = rename(from, to), e = errno;

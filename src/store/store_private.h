@@ -96,6 +96,9 @@ struct store_index_vfuncs {
 	    bool *found_r, struct store_error *err);
 	int (*msg_insert)(struct store_index *idx, int64_t mailbox_id,
 	    const struct store_msg *msg, struct store_error *err);
+	int (*msg_insert_many)(struct store_index *idx, int64_t mailbox_id,
+	    const struct store_msg *msgs, unsigned count,
+	    struct store_error *err);
 	/* Writes flags, keywords, filename and modseq. */
 	int (*msg_update)(struct store_index *idx, int64_t mailbox_id,
 	    const struct store_msg *msg, struct store_error *err);

@@ -143,3 +143,63 @@ def test_own_changes_leave_the_folder_to_be_read_again(server):
         assert untagged[0] == "* 1 EXPUNGE", untagged
         untagged = ok(c, "SELECT INBOX")
         assert "* 3 EXISTS" in untagged, untagged
+
+
+def uids_and_flags(c):
+    return ok(c, "UID FETCH 1:* (FLAGS)")
+
+
+def test_files_in_cur_keep_their_names_and_uids_after_index_loss(
+        herald_server):
+    """Files another program put into cur/ are adopted under their own
+    names (their UIDs go to herald-uidmap, not into the names); after the
+    index is lost they come back with the same UIDs and UIDVALIDITY, also
+    after a flag change renamed one of them and after a later index
+    loss."""
+    srv = herald_server(fsync="yes")
+    user = "mapuser"
+    srv.add_user(user, PASSWORD)
+    srv.users[user] = PASSWORD
+    with srv.login(user, PASSWORD) as c:
+        ok(c, 'LIST "" INBOX')
+        for i in range(5):
+            drop(srv, user, "c%d" % i, sub="cur", flags="S" if i % 2 else "")
+        drop(srv, user, "n0")          # new/: renamed into cur/ with ,U=
+        before_names = cur_names(srv, user)
+        untagged = ok(c, "SELECT INBOX")
+        assert "* 6 EXISTS" in untagged, untagged
+        validity = [l for l in untagged if "UIDVALIDITY" in l]
+        names = cur_names(srv, user)
+        kept = [n for n in names if ",U=" not in n]
+        assert sorted(kept) == sorted(n for n in before_names
+                                      if n.endswith(":2,") or
+                                      n.endswith(":2,S")), names
+        assert len(kept) == 5 and len(names) == 6, names
+        mapped = open(os.path.join(maildir(srv, user),
+                                   "herald-uidmap")).read().splitlines()
+        assert len(mapped) == 5, mapped
+        # A flag change keeps BASE: no ",U=" is added to the name.
+        ok(c, "UID STORE 2 +FLAGS (\\Flagged)")
+        assert all(",U=" not in n or ".n0." in n
+                   for n in cur_names(srv, user)), cur_names(srv, user)
+        before = uids_and_flags(c)
+    for _ in range(2):
+        assert srv.stop() == 0
+        os.unlink(os.path.join(srv.data_dir, "users", user, "index.sqlite"))
+        srv.launch()
+        with srv.login(user, PASSWORD) as c:
+            untagged = ok(c, "SELECT INBOX")
+            assert [l for l in untagged if "UIDVALIDITY" in l] == validity
+            assert "* 6 EXISTS" in untagged, untagged
+            assert uids_and_flags(c) == [
+                l.replace(" \\Recent", "").replace("(\\Recent)", "()")
+                for l in before]
+            # New mail goes above every UID used before.
+            drop(srv, user, "after")
+            untagged = ok(c, "NOOP")
+            assert untagged[0] == "* 7 EXISTS", untagged
+            line = ok(c, "FETCH 7 (UID)")[0]
+            assert int(line.split("UID ")[1].rstrip(")")) > 6, line
+            # Leave the mailbox as it was for the next round.
+            ok(c, "STORE 7 +FLAGS (\\Deleted)")
+            ok(c, "EXPUNGE")
