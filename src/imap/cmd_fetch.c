@@ -149,6 +149,7 @@ struct fetch_ctx {
 	uint32_t last_flags;
 	uint64_t last_keywords;
 	const char *const *last_kw;	/* the keyword table it used */
+	unsigned last_nkw;
 	char last_text[256];
 	size_t last_len;		/* 0: nothing kept */
 	/* During one fetch_run(): cached values read ahead, and values
@@ -823,7 +824,8 @@ write_flags(struct fetch_ctx *ctx, struct buf *out, struct store_mailbox *box,
 	size_t start = out->len;
 
 	if (ctx->last_len > 0 && ctx->last_flags == st->flags &&
-	    ctx->last_keywords == st->keywords && ctx->last_kw == kw) {
+	    ctx->last_keywords == st->keywords && ctx->last_kw == kw &&
+	    ctx->last_nkw == nkw) {
 		buf_append(out, ctx->last_text, ctx->last_len);
 		return;
 	}
@@ -836,6 +838,7 @@ write_flags(struct fetch_ctx *ctx, struct buf *out, struct store_mailbox *box,
 		ctx->last_flags = st->flags;
 		ctx->last_keywords = st->keywords;
 		ctx->last_kw = kw;
+		ctx->last_nkw = nkw;
 	}
 }
 
