@@ -9,13 +9,15 @@
  *	   about to be used (atomic file write) -- a later rebuild never
  *	   goes below them;
  *	3. file operations: rename tmp/ -> cur/ with ",U=uid" in the name,
- *	   rename for flags, unlink for expunge, then fsync cur/;
+ *	   rename for flags, unlink for expunge, then fsync cur/; a sync
+ *	   adopting files in cur/ under their own names appends their UIDs
+ *	   to herald-uidmap (fsynced) instead of renaming them;
  *	4. index rows, then COMMIT.
  *
  * A crash between 3 and 4 leaves files the index does not know: the next
- * sync adopts a ",U=" UID in [uidnext, uid_reserved) (the one that was
- * being allocated), notices unlinked files as expunges and renamed ones as
- * flag changes.  Message data is fsynced in tmp/ before step 1, so a
+ * sync adopts a ",U=" (or herald-uidmap) UID in [uidnext, uid_reserved)
+ * (the one that was being allocated), notices unlinked files as expunges
+ * and renamed ones as flag changes.  Message data is fsynced in tmp/ before step 1, so a
  * message is on disk before any UID refers to it.
  */
 #include "store/store_private.h"
@@ -1049,28 +1051,17 @@ sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
 	struct store_msg *msgs;
-	struct arena scratch;
+	struct arena rows;
 	unsigned n;
-	int ret;
 
+	/* The rows the sync reads become the snapshot if it kept them all;
+	 * the old snapshot stays until the new one is complete. */
+	arena_init(&rows);
 	if (idx->v->begin(idx, true, err) < 0)
-		return -1;
-	if (load) {
-		/* The rows the sync reads become the snapshot if it kept
-		 * them all. */
-		arena_reset(&box->snap_arena);
-		box->msgs = NULL;
-		box->msg_count = 0;
-		ret = sync_locked(box, false, &box->snap_arena, &msgs, &n,
-		    err);
-	} else {
-		/* A file was missing: read the folder whatever it looks
-		 * like. */
-		arena_init(&scratch);
-		ret = sync_locked(box, true, &scratch, &msgs, &n, err);
-		arena_free(&scratch);
-	}
-	if (ret < 0)
+		goto fail_rows;
+	/* Without load, a file was missing: read the folder whatever it
+	 * looks like. */
+	if (sync_locked(box, !load, &rows, &msgs, &n, err) < 0)
 		goto fail;
 	if (!box->readonly) {
 		claim_recent(box);
@@ -1078,28 +1069,27 @@ sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 			goto fail;
 	}
 	if (load) {
-		if (msgs != NULL) {
-			box->msgs = msgs;
-			box->msg_count = n;
-		} else {
-			arena_reset(&box->snap_arena);
-			if (idx->v->msg_list(idx, box->mb.id, 0,
-			    &box->snap_arena, &box->msgs, &box->msg_count,
-			    err) < 0)
+		if (msgs == NULL) {
+			arena_reset(&rows);
+			if (idx->v->msg_list(idx, box->mb.id, 0, &rows, &msgs,
+			    &n, err) < 0)
 				goto fail;
 		}
 		if (load_keywords(box, err) < 0)
 			goto fail;
-		mark_recent(box, box->msgs, box->msg_count);
+		mark_recent(box, msgs, n);
+		arena_free(&box->snap_arena);
+		box->snap_arena = rows;
+		box->msgs = msgs;
+		box->msg_count = n;
+	} else {
+		arena_free(&rows);
 	}
 	return idx->v->commit(idx, err);
 fail:
-	if (load) {
-		arena_reset(&box->snap_arena);
-		box->msgs = NULL;
-		box->msg_count = 0;
-	}
 	idx->v->rollback(idx);
+fail_rows:
+	arena_free(&rows);
 	return -1;
 }
 

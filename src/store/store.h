@@ -268,9 +268,11 @@ void store_mailbox_close(struct store_mailbox **box);
 
 /*
  * Resync the index with the folder: files in new/ move to cur/; unknown
- * files get UIDs in order of mtime then name; renamed files (flags changed
- * by other programs) and removed files become flag changes and expunges
- * with new modseqs.  Then, unless the mailbox is read-only, claim the
+ * files get UIDs in order of mtime then name (files in cur/ without ",U="
+ * keep their names, their UIDs going to herald-uidmap); renamed files
+ * (flags changed by other programs) and removed files become flag changes
+ * and expunges with new modseqs.  The folder is not read when new/ and
+ * cur/ are as the last settled scan left them (docs/DESIGN.md).  Then, unless the mailbox is read-only, claim the
  * messages that no session has seen yet as \Recent for this view (see
  * docs/DESIGN.md), and reload the snapshot.
  */
