@@ -144,6 +144,7 @@ struct fetch_ctx {
 	bool need_state:1;		/* flags or dates are needed */
 	bool skipped:1;			/* a message was expunged */
 	bool index_only:1;		/* no item reads file or cache */
+	bool header_only:1;		/* no item needs the body parsed */
 	unsigned seq_hint;		/* index in the view of the next UID */
 	/* FLAGS as last written, reused while they repeat. */
 	uint32_t last_flags;
@@ -439,9 +440,15 @@ parse_items(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	ctx->need_state = ctx->set_seen || have[FETCH_FLAGS] ||
 	    have[FETCH_INTERNALDATE];
 	ctx->index_only = true;
-	for (unsigned i = 0; i < nout; i++)
+	ctx->header_only = true;
+	for (unsigned i = 0; i < nout; i++) {
 		if (out[i].kind > FETCH_INTERNALDATE)
 			ctx->index_only = false;
+		if (out[i].kind == FETCH_BODY ||
+		    out[i].kind == FETCH_BODYSTRUCTURE ||
+		    out[i].kind == FETCH_SECTION)
+			ctx->header_only = false;
+	}
 	return 0;
 }
 
@@ -709,7 +716,11 @@ write_cached(struct fetch_ctx *ctx, struct fetch_msg *fm, struct arena *arena,
 		buf_printf(&b, "%zu", fm->im.size +
 		    count_bare_lf(fm->im.data, fm->im.size));
 	} else {
-		msg = imap_msg_parse(&fm->im);
+		/* ENVELOPE reads the top-level header only; when nothing
+		 * else of the message needs its body, the body is not
+		 * parsed. */
+		msg = kind == FETCH_ENVELOPE && ctx->header_only ?
+		    imap_msg_parse_header(&fm->im) : imap_msg_parse(&fm->im);
 		if (kind == FETCH_ENVELOPE)
 			mime_envelope_write(&b, msg, msg->root);
 		else

@@ -84,6 +84,39 @@ imap_msg_parse(struct imap_msg *msg)
 	return msg->mime;
 }
 
+/* Where the top-level header ends: after the first empty line ("\n" or
+ * "\r\n" at the start of a line, as mime_message_parse() reads it), or
+ * the end of the data. */
+static size_t
+header_end(const char *d, size_t len)
+{
+	const char *p = d, *end = d + len;
+
+	if (len > 0 && d[0] == '\n')
+		return 1;
+	if (len > 1 && d[0] == '\r' && d[1] == '\n')
+		return 2;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p++;
+		if (p < end && *p == '\n')
+			return (size_t)(p - d) + 1;
+		if (end - p > 1 && p[0] == '\r' && p[1] == '\n')
+			return (size_t)(p - d) + 2;
+	}
+	return len;
+}
+
+struct mime_message *
+imap_msg_parse_header(struct imap_msg *msg)
+{
+	const char *d = msg->data != NULL ? msg->data : "";
+
+	if (msg->mime != NULL)
+		return msg->mime;
+	return mime_message_parse(msg->arena, d, header_end(d, msg->size),
+	    NULL);
+}
+
 void
 imap_msg_unload(struct imap_msg *msg)
 {

@@ -32,6 +32,11 @@ int imap_msg_load(struct store_mailbox *box, uint32_t uid,
     struct arena *arena, struct imap_msg *msg, struct store_error *err);
 /* Parse (once) and return the MIME tree. */
 struct mime_message *imap_msg_parse(struct imap_msg *msg);
+/*
+ * The tree of the top-level header alone (ENVELOPE needs no more), or the
+ * whole tree if parsed already.  Not kept: call once per message.
+ */
+struct mime_message *imap_msg_parse_header(struct imap_msg *msg);
 /* Unmap if mapped.  The arena is the caller's to reset. */
 void imap_msg_unload(struct imap_msg *msg);
 
