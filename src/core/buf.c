@@ -65,6 +65,19 @@ buf_append_str(struct buf *b, const char *s)
 }
 
 bool
+buf_append_u64(struct buf *b, uint64_t n)
+{
+	char tmp[20];	/* UINT64_MAX has 20 digits */
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	return buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+bool
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *data;		/* NULL until first write */
@@ -25,6 +26,8 @@ void buf_reset(struct buf *b);	/* len = 0, keeps storage */
 /* Append; return false (and leave the buffer unchanged) past b->max. */
 bool buf_append(struct buf *b, const void *p, size_t n);
 bool buf_append_str(struct buf *b, const char *s);
+/* n in decimal, without printf (hot paths: FETCH writes one per line). */
+bool buf_append_u64(struct buf *b, uint64_t n);
 bool buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 bool buf_vprintf(struct buf *b, const char *fmt, va_list ap)

@@ -47,6 +47,8 @@
 #include <strings.h>
 #include <time.h>
 
+/* Messages per slice when items need the file or the cache; items from
+ * the index alone (UID, FLAGS, INTERNALDATE) are limited by bytes only. */
 #define FETCH_SLICE_MSGS 500
 #define FETCH_SLICE_BYTES (256 * 1024)
 /* Bigger literals are streamed over several slices. */
@@ -107,6 +109,15 @@ struct fetch_literal {
 	uint64_t from, to;	/* converted range to send */
 };
 
+/* Cached values of one field for the messages of a slice, read with one
+ * index query; uids in [lo, hi] not among values are not cached. */
+struct fetch_prefetch {
+	struct store_cache_value *values;
+	unsigned count, next;
+	uint32_t lo, hi;
+	bool valid:1;
+};
+
 /*
  * The command's state, in its arena.  Between slices nothing else is held,
  * except while a slice ended inside a literal too big to send at once: then
@@ -132,6 +143,22 @@ struct fetch_ctx {
 	bool set_seen:1;		/* some item sets \Seen */
 	bool need_state:1;		/* flags or dates are needed */
 	bool skipped:1;			/* a message was expunged */
+	bool index_only:1;		/* no item reads file or cache */
+	bool header_only:1;		/* no item needs the body parsed */
+	unsigned seq_hint;		/* index in the view of the next UID */
+	/* FLAGS as last written, reused while they repeat. */
+	uint32_t last_flags;
+	uint64_t last_keywords;
+	const char *const *last_kw;	/* the keyword table it used */
+	unsigned last_nkw;
+	char last_text[256];
+	size_t last_len;		/* 0: nothing kept */
+	/* During one fetch_run(): cached values read ahead, and values
+	 * computed, written in one transaction as the run ends. */
+	struct arena *slice_arena;
+	struct fetch_prefetch pre[FETCH_KIND_COUNT];
+	struct store_cache_item *puts;
+	unsigned put_count, put_cap;
 };
 
 static const char *const month_names[] = {
@@ -412,28 +439,20 @@ parse_items(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	ctx->item_count = nout;
 	ctx->need_state = ctx->set_seen || have[FETCH_FLAGS] ||
 	    have[FETCH_INTERNALDATE];
+	ctx->index_only = true;
+	ctx->header_only = true;
+	for (unsigned i = 0; i < nout; i++) {
+		if (out[i].kind > FETCH_INTERNALDATE)
+			ctx->index_only = false;
+		if (out[i].kind == FETCH_BODY ||
+		    out[i].kind == FETCH_BODYSTRUCTURE ||
+		    out[i].kind == FETCH_SECTION)
+			ctx->header_only = false;
+	}
 	return 0;
 }
 
 /* ---- running ------------------------------------------------------------ */
-
-static const struct store_msg *
-msg_find(const struct store_msg *msgs, unsigned count, uint32_t uid)
-{
-	unsigned lo = 0, hi = count;
-
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
-
-		if (msgs[mid].uid == uid)
-			return &msgs[mid];
-		if (msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
 
 static void
 state_set(struct fetch_state *st, const struct store_msg *m)
@@ -472,10 +491,19 @@ load_state(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 		arena_free(&tmp);
 		return -1;
 	}
-	for (unsigned i = 0; i < ctx->count; i++) {
-		m = msg_find(ch.changed, ch.changed_count, ctx->uids[i]);
-		if (m == NULL)
-			m = msg_find(snap, snap_count, ctx->uids[i]);
+	/* All three lists ascend by UID: walk them together. */
+	for (unsigned i = 0, c = 0, k = 0; i < ctx->count; i++) {
+		uint32_t uid = ctx->uids[i];
+
+		while (c < ch.changed_count && ch.changed[c].uid < uid)
+			c++;
+		while (k < snap_count && snap[k].uid < uid)
+			k++;
+		m = NULL;
+		if (c < ch.changed_count && ch.changed[c].uid == uid)
+			m = &ch.changed[c];
+		else if (k < snap_count && snap[k].uid == uid)
+			m = &snap[k];
 		if (m != NULL)
 			state_set(&ctx->state[i], m);
 	}
@@ -561,34 +589,123 @@ count_bare_lf(const char *p, size_t len)
 	return n;
 }
 
+static const struct {
+	const char *item, *field;
+} cached_names[] = {
+	[FETCH_RFC822_SIZE] = { "RFC822.SIZE ", "vsize" },
+	[FETCH_ENVELOPE] = { "ENVELOPE ", "envelope" },
+	[FETCH_BODY] = { "BODY ", "body" },
+	[FETCH_BODYSTRUCTURE] = { "BODYSTRUCTURE ", "bodystructure" },
+};
+
+static bool
+kind_is_cached(enum fetch_kind kind)
+{
+	return kind == FETCH_RFC822_SIZE || kind == FETCH_ENVELOPE ||
+	    kind == FETCH_BODY || kind == FETCH_BODYSTRUCTURE;
+}
+
+/*
+ * Read the cached values of the next FETCH_SLICE_MSGS messages, one query
+ * per cached item instead of one per message and item.  Only for a dense
+ * run of UIDs: the query reads every UID in between.  Failures only cost
+ * the queries one by one.
+ */
+static void
+prefetch_slice(struct fetch_ctx *ctx, struct store_mailbox *box)
+{
+	unsigned end = ctx->count - ctx->pos > FETCH_SLICE_MSGS ?
+	    ctx->pos + FETCH_SLICE_MSGS : ctx->count;
+	uint32_t lo, hi;
+	struct store_error err;
+
+	memset(ctx->pre, 0, sizeof(ctx->pre));
+	if (ctx->pos >= end)
+		return;
+	lo = ctx->uids[ctx->pos];
+	hi = ctx->uids[end - 1];
+	if ((uint64_t)(hi - lo) + 1 > 4 * (uint64_t)(end - ctx->pos))
+		return;
+	for (unsigned i = 0; i < ctx->item_count; i++) {
+		enum fetch_kind k = ctx->items[i].kind;
+		struct fetch_prefetch *pf = &ctx->pre[k];
+
+		if (!kind_is_cached(k) || pf->valid)
+			continue;
+		if (store_cache_get_range(box, lo, hi, cached_names[k].field,
+		    ctx->slice_arena, &pf->values, &pf->count, &err) < 0)
+			continue;
+		pf->lo = lo;
+		pf->hi = hi;
+		pf->valid = true;
+	}
+}
+
+/* The cached value from the prefetch: true if it answers for uid. */
+static bool
+prefetched(struct fetch_prefetch *pf, uint32_t uid, const void **data_r,
+    size_t *len_r, bool *found_r)
+{
+	if (!pf->valid || uid < pf->lo || uid > pf->hi)
+		return false;
+	while (pf->next < pf->count && pf->values[pf->next].uid < uid)
+		pf->next++;
+	*found_r = pf->next < pf->count && pf->values[pf->next].uid == uid;
+	if (*found_r) {
+		*data_r = pf->values[pf->next].data;
+		*len_r = pf->values[pf->next].len;
+	}
+	return true;
+}
+
+/* Keep a computed value for the write at the end of the run. */
+static void
+cache_later(struct fetch_ctx *ctx, uint32_t uid, const char *field,
+    const struct buf *b)
+{
+	struct store_cache_item *it;
+	char *copy = arena_alloc(ctx->slice_arena, b->len + 1);
+
+	if (b->len > 0)
+		memcpy(copy, b->data, b->len);
+	if (ctx->put_count == ctx->put_cap) {
+		ctx->put_cap = ctx->put_cap == 0 ? 64 : ctx->put_cap * 2;
+		ctx->puts = xrealloc(ctx->puts,
+		    ctx->put_cap * sizeof(*ctx->puts));
+	}
+	it = &ctx->puts[ctx->put_count++];
+	it->uid = uid;
+	it->field = field;
+	it->data = copy;
+	it->len = b->len;
+}
+
 /*
  * ENVELOPE, BODY, BODYSTRUCTURE or RFC822.SIZE (the virtual size, every
  * bare LF counted as CRLF): from the cache, else computed and cached.
  * Cache failures only cost a parse.
  */
 static int
-write_cached(struct fetch_msg *fm, struct arena *arena, enum fetch_kind kind,
-    struct buf *out, struct store_error *err)
+write_cached(struct fetch_ctx *ctx, struct fetch_msg *fm, struct arena *arena,
+    enum fetch_kind kind, struct buf *out, struct store_error *err)
 {
-	static const struct {
-		const char *item, *field;
-	} names[] = {
-		[FETCH_RFC822_SIZE] = { "RFC822.SIZE ", "vsize" },
-		[FETCH_ENVELOPE] = { "ENVELOPE ", "envelope" },
-		[FETCH_BODY] = { "BODY ", "body" },
-		[FETCH_BODYSTRUCTURE] = { "BODYSTRUCTURE ", "bodystructure" },
-	};
-	const char *field = names[kind].field;
+	const char *field = cached_names[kind].field;
 	struct store_error cerr;
 	struct mime_message *msg;
 	struct buf b;
+	const void *cdata;
 	void *data;
 	size_t len;
 	bool found = false;
 
-	buf_append_str(out, names[kind].item);
-	if (store_cache_get(fm->box, fm->uid, field, arena, &data, &len,
-	    &found, &cerr) == 0 && found) {
+	buf_append_str(out, cached_names[kind].item);
+	if (prefetched(&ctx->pre[kind], fm->uid, &cdata, &len, &found)) {
+		if (found) {
+			buf_append(out, cdata, len);
+			return 0;
+		}
+	} else if (store_cache_get(fm->box, fm->uid, field, arena, &data,
+	    &len, &found, &cerr) == 0 && found) {
 		buf_append(out, data, len);
 		return 0;
 	}
@@ -599,15 +716,18 @@ write_cached(struct fetch_msg *fm, struct arena *arena, enum fetch_kind kind,
 		buf_printf(&b, "%zu", fm->im.size +
 		    count_bare_lf(fm->im.data, fm->im.size));
 	} else {
-		msg = imap_msg_parse(&fm->im);
+		/* ENVELOPE reads the top-level header only; when nothing
+		 * else of the message needs its body, the body is not
+		 * parsed. */
+		msg = kind == FETCH_ENVELOPE && ctx->header_only ?
+		    imap_msg_parse_header(&fm->im) : imap_msg_parse(&fm->im);
 		if (kind == FETCH_ENVELOPE)
 			mime_envelope_write(&b, msg, msg->root);
 		else
 			mime_bodystructure_write(&b, msg, msg->root,
 			    kind == FETCH_BODYSTRUCTURE);
 	}
-	(void)store_cache_put(fm->box, fm->uid, field, b.data != NULL ?
-	    b.data : "", b.len, &cerr);
+	cache_later(ctx, fm->uid, field, &b);
 	buf_append(out, b.data, b.len);
 	buf_free(&b);
 	return 0;
@@ -704,15 +824,33 @@ section_begin(struct fetch_ctx *ctx, const struct fetch_item *it,
 	return 0;
 }
 
+/* Most messages share a few flag sets: the text of the last one is kept
+ * and copied while it repeats. */
 static void
-write_flags(struct buf *out, struct store_mailbox *box,
+write_flags(struct fetch_ctx *ctx, struct buf *out, struct store_mailbox *box,
     const struct fetch_state *st)
 {
 	unsigned nkw;
 	const char *const *kw = store_mailbox_keywords(box, &nkw);
+	size_t start = out->len;
 
+	if (ctx->last_len > 0 && ctx->last_flags == st->flags &&
+	    ctx->last_keywords == st->keywords && ctx->last_kw == kw &&
+	    ctx->last_nkw == nkw) {
+		buf_append(out, ctx->last_text, ctx->last_len);
+		return;
+	}
 	buf_append_str(out, "FLAGS ");
 	imap_flags_write(out, st->flags, st->keywords, kw, nkw);
+	ctx->last_len = 0;
+	if (out->len - start < sizeof(ctx->last_text)) {
+		ctx->last_len = out->len - start;
+		memcpy(ctx->last_text, out->data + start, ctx->last_len);
+		ctx->last_flags = st->flags;
+		ctx->last_keywords = st->keywords;
+		ctx->last_kw = kw;
+		ctx->last_nkw = nkw;
+	}
 }
 
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" in the server's time zone, as Dovecot. */
@@ -784,11 +922,12 @@ message_write(struct imap_cmd *cmd, struct fetch_ctx *ctx, struct buf *b,
 		ctx->first_item = false;
 		switch (it->kind) {
 		case FETCH_UID:
-			buf_printf(b, "UID %u", fm->uid);
+			buf_append(b, "UID ", 4);
+			buf_append_u64(b, fm->uid);
 			break;
 		case FETCH_FLAGS:
 		case FETCH_SEEN_FLAGS:
-			write_flags(b, v->box, st);
+			write_flags(ctx, b, v->box, st);
 			break;
 		case FETCH_INTERNALDATE:
 			write_date(b, st->internal_date);
@@ -797,8 +936,8 @@ message_write(struct imap_cmd *cmd, struct fetch_ctx *ctx, struct buf *b,
 		case FETCH_ENVELOPE:
 		case FETCH_BODY:
 		case FETCH_BODYSTRUCTURE:
-			ret = write_cached(fm, &ctx->msg_arena, it->kind, b,
-			    err);
+			ret = write_cached(ctx, fm, &ctx->msg_arena,
+			    it->kind, b, err);
 			break;
 		case FETCH_SECTION:
 			ret = section_begin(ctx, it, b, err);
@@ -838,6 +977,21 @@ message_write(struct imap_cmd *cmd, struct fetch_ctx *ctx, struct buf *b,
 	return 0;
 }
 
+/* The sequence number of message ctx->pos: the UIDs ascend, so it is
+ * usually the one after the last. */
+static uint32_t
+message_seq(const struct imap_view *v, struct fetch_ctx *ctx)
+{
+	uint32_t uid = ctx->uids[ctx->pos], seq;
+
+	if (ctx->seq_hint < v->count && v->uids[ctx->seq_hint] == uid)
+		seq = ctx->seq_hint + 1;
+	else
+		seq = imap_view_seq(v, uid);
+	ctx->seq_hint = seq;
+	return seq;
+}
+
 /* Start message ctx->pos; as message_write(). */
 static int
 message_start(struct imap_cmd *cmd, struct fetch_ctx *ctx, struct buf *b,
@@ -857,7 +1011,9 @@ message_start(struct imap_cmd *cmd, struct fetch_ctx *ctx, struct buf *b,
 	ctx->flushed = false;
 	ctx->streaming = false;
 	buf_reset(b);
-	buf_printf(b, "* %u FETCH (", imap_view_seq(v, ctx->msg.uid));
+	buf_append(b, "* ", 2);
+	buf_append_u64(b, message_seq(v, ctx));
+	buf_append(b, " FETCH (", 8);
 	return message_write(cmd, ctx, b, err);
 }
 
@@ -871,6 +1027,9 @@ fetch_cleanup(struct imap_cmd *cmd)
 		return;
 	imap_msg_unload(&ctx->msg.im);
 	arena_free(&ctx->msg_arena);
+	free(ctx->puts);
+	ctx->puts = NULL;
+	ctx->put_cap = 0;
 }
 
 static enum imap_run_result
@@ -878,8 +1037,8 @@ fetch_run(struct imap_cmd *cmd)
 {
 	struct fetch_ctx *ctx = cmd->ctx;
 	struct imap_view *v = cmd->s->view;
-	struct arena arena;
-	struct store_error err;
+	struct arena arena, slice;
+	struct store_error err, cerr;
 	struct buf b;
 	unsigned sent = 0;
 	int ret = 0;
@@ -887,13 +1046,18 @@ fetch_run(struct imap_cmd *cmd)
 	if (ctx->need_state && ctx->state == NULL)
 		ret = load_state(cmd, ctx, v->box, &err);
 	arena_init(&arena);
+	arena_init(&slice);
+	ctx->slice_arena = &slice;
+	if (ret == 0 && !ctx->index_only)
+		prefetch_slice(ctx, v->box);
 	buf_init(&b, 0);
 	if (ret == 0 && ctx->streaming) {
 		ret = message_write(cmd, ctx, &b, &err);
 		if (ret == 0)
 			ctx->pos++;
 	}
-	while (ret == 0 && ctx->pos < ctx->count && sent < FETCH_SLICE_MSGS &&
+	while (ret == 0 && ctx->pos < ctx->count &&
+	    (sent < FETCH_SLICE_MSGS || ctx->index_only) &&
 	    cmd->out.len < FETCH_SLICE_BYTES) {
 		if (ctx->set_seen && ctx->pos >= ctx->seen_upto) {
 			ret = set_seen(v, ctx, &arena, &err);
@@ -909,6 +1073,12 @@ fetch_run(struct imap_cmd *cmd)
 	}
 	buf_free(&b);
 	arena_free(&arena);
+	/* Cache failures only cost a parse next time. */
+	(void)store_cache_put_many(v->box, ctx->puts, ctx->put_count, &cerr);
+	ctx->put_count = 0;
+	memset(ctx->pre, 0, sizeof(ctx->pre));
+	ctx->slice_arena = NULL;
+	arena_free(&slice);
 	if (ret < 0) {
 		fetch_cleanup(cmd);
 		imap_cmd_store_error(cmd, &err);

@@ -679,7 +679,12 @@ imap_view_resolve(const struct imap_view *v, const char *str, bool uid,
 	}
 	/* Ranges are merged and sorted, so out is ascending already; sort
 	 * anyway in case of a sequence-set resolved out of order. */
-	qsort(out, n, sizeof(*out), uid_cmp);
+	for (unsigned i = 1; i < n; i++) {
+		if (out[i - 1] > out[i]) {
+			qsort(out, n, sizeof(*out), uid_cmp);
+			break;
+		}
+	}
 	*uids_r = out;
 	*count_r = n;
 	return 0;

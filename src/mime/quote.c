@@ -1,14 +1,40 @@
 #include "mime/quote.h"
 #include "core/buf.h"
+#include "core/xmalloc.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Strings up to this size are cleaned on the stack: an envelope quotes
+ * a dozen short ones, and FETCH ENVELOPE writes a thousand at a time. */
+#define QUOTE_STACK 512
 
 static void
 literal(struct buf *out, const char *s, size_t len)
 {
-	buf_printf(out, "{%zu}\r\n", len);
+	buf_append(out, "{", 1);
+	buf_append_u64(out, len);
+	buf_append(out, "}\r\n", 3);
 	buf_append(out, s, len);
+}
+
+/* "s" with '\' before '"' and '\', appended a run at a time. */
+static void
+quoted(struct buf *out, const char *s, size_t len)
+{
+	size_t start = 0;
+
+	buf_append(out, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\') {
+			buf_append(out, s + start, i - start);
+			buf_append(out, "\\", 1);
+			start = i;
+		}
+	}
+	buf_append(out, s + start, len - start);
+	buf_append(out, "\"", 1);
 }
 
 void
@@ -31,13 +57,7 @@ mime_quote_string(struct buf *out, const char *s, size_t len)
 		literal(out, s, len);
 		return;
 	}
-	buf_append(out, "\"", 1);
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			buf_append(out, "\\", 1);
-		buf_append(out, s + i, 1);
-	}
-	buf_append(out, "\"", 1);
+	quoted(out, s, len);
 }
 
 void
@@ -49,55 +69,60 @@ mime_quote_nstring(struct buf *out, const char *s, size_t len)
 		mime_quote_string(out, s, len);
 }
 
+/* Room for a cleaned copy of len bytes (never longer than the input). */
+static char *
+scratch(char *stack, size_t len)
+{
+	return len <= QUOTE_STACK ? stack : xmalloc(len);
+}
+
 void
 mime_quote_human(struct buf *out, const char *s, size_t len)
 {
-	struct buf clean;
+	char stack[QUOTE_STACK], *clean = scratch(stack, len);
 	bool changed = false, special = false, space = false;
-	size_t i;
+	size_t i, n = 0;
 
-	buf_init(&clean, 0);
-	buf_append(&clean, "", 0);
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-			if (c != ' ' || space || clean.len == 0)
+			if (c != ' ' || space || n == 0)
 				changed = true;
 			space = true;
 			continue;
 		}
-		if (space && clean.len > 0)
-			buf_append(&clean, " ", 1);
+		if (space && n > 0)
+			clean[n++] = ' ';
 		space = false;
 		if (c == '"' || c == '\\' || c >= 0x80 || c == '\0')
 			special = true;
-		buf_append(&clean, s + i, 1);
+		clean[n++] = (char)c;
 	}
 	if (space)
 		changed = true;
-	if (clean.len == 0)
+	if (n == 0)
 		buf_append_str(out, "\"\"");
 	else if (changed || special)
-		literal(out, clean.data, clean.len);
+		literal(out, clean, n);
 	else
-		mime_quote_string(out, clean.data, clean.len);
-	buf_free(&clean);
+		mime_quote_string(out, clean, n);
+	if (clean != stack)
+		free(clean);
 }
 
 void
 mime_quote_nstring_nolf(struct buf *out, const char *s, size_t len)
 {
-	struct buf clean;
+	char stack[QUOTE_STACK], *clean;
 	bool eight = false;
-	size_t i;
+	size_t i, n = 0;
 
 	if (s == NULL) {
 		buf_append_str(out, "NIL");
 		return;
 	}
-	buf_init(&clean, 0);
-	buf_append(&clean, "", 0);
+	clean = scratch(stack, len);
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
@@ -108,23 +133,17 @@ mime_quote_nstring_nolf(struct buf *out, const char *s, size_t len)
 					       s[i + 1] == '\n'))
 				i++;
 			if (i + 1 < len && s[i + 1] != ' ' && s[i + 1] != '\t')
-				buf_append(&clean, " ", 1);
+				clean[n++] = ' ';
 			continue;
 		}
 		if (c >= 0x80 || c == '\0')
 			eight = true;
-		buf_append(&clean, &c, 1);
+		clean[n++] = (char)c;
 	}
-	if (eight) {
-		literal(out, clean.data, clean.len);
-	} else {
-		buf_append(out, "\"", 1);
-		for (i = 0; i < clean.len; i++) {
-			if (clean.data[i] == '"' || clean.data[i] == '\\')
-				buf_append(out, "\\", 1);
-			buf_append(out, clean.data + i, 1);
-		}
-		buf_append(out, "\"", 1);
-	}
-	buf_free(&clean);
+	if (eight)
+		literal(out, clean, n);
+	else
+		quoted(out, clean, n);
+	if (clean != stack)
+		free(clean);
 }

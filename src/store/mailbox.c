@@ -9,13 +9,15 @@
  *	   about to be used (atomic file write) -- a later rebuild never
  *	   goes below them;
  *	3. file operations: rename tmp/ -> cur/ with ",U=uid" in the name,
- *	   rename for flags, unlink for expunge, then fsync cur/;
+ *	   rename for flags, unlink for expunge, then fsync cur/; a sync
+ *	   adopting files in cur/ under their own names appends their UIDs
+ *	   to herald-uidmap (fsynced) instead of renaming them;
  *	4. index rows, then COMMIT.
  *
  * A crash between 3 and 4 leaves files the index does not know: the next
- * sync adopts a ",U=" UID in [uidnext, uid_reserved) (the one that was
- * being allocated), notices unlinked files as expunges and renamed ones as
- * flag changes.  Message data is fsynced in tmp/ before step 1, so a
+ * sync adopts a ",U=" (or herald-uidmap) UID in [uidnext, uid_reserved)
+ * (the one that was being allocated), notices unlinked files as expunges
+ * and renamed ones as flag changes.  Message data is fsynced in tmp/ before step 1, so a
  * message is on disk before any UID refers to it.
  */
 #include "store/store_private.h"
@@ -329,65 +331,140 @@ store_mailbox_keywords(struct store_mailbox *box, unsigned *count_r)
 
 struct unknown_file {
 	const char *name;
+	const char *final;	/* name once adopted; NULL: gone */
 	bool in_new;
+	bool keep_name;		/* in cur/ without ",U=": not renamed */
 	int64_t mtime;
 	uint64_t size;
-	uint32_t name_uid;	/* ",U=" or 0 */
+	uint32_t name_uid;	/* ",U=" or herald-uidmap, or 0 */
+	uint32_t map_uid;	/* herald-uidmap's, or 0 */
 	uint32_t uid;		/* assigned */
 };
 
-static int
-cmp_msg_base(const void *a, const void *b)
-{
-	const struct store_msg *x = *(const struct store_msg *const *)a;
-	const struct store_msg *y = *(const struct store_msg *const *)b;
-	size_t xl = maildir_name_base_len(x->filename);
-	size_t yl = maildir_name_base_len(y->filename);
-	int c = memcmp(x->filename, y->filename, xl < yl ? xl : yl);
+/*
+ * Rows by BASE (the name up to ':'), in an open-addressing hash table: a
+ * sync matches every file of a 100,000-message folder against the index.
+ * The table and the names are far bigger than the CPU caches and every
+ * lookup lands somewhere random, so lookups go in batches that prefetch
+ * the slots, then the names, before touching them.
+ */
+struct base_slot {
+	const char *name;	/* the row's file name; NULL: empty */
+	uint32_t tag;		/* high half of the BASE's hash */
+	uint32_t row;
+};
 
-	return c != 0 ? c : (xl > yl) - (xl < yl);
+struct base_table {
+	struct base_slot *slots;
+	uint32_t mask;
+};
+
+#define BASE_BATCH 16
+
+static uint64_t
+base_hash(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
 }
 
-static struct store_msg *
-find_base(struct store_msg **sorted, unsigned n, const char *name)
+static void
+base_table_init(struct base_table *t, const struct store_msg *msgs,
+    unsigned n, struct arena *arena)
 {
-	size_t bl = maildir_name_base_len(name);
-	unsigned lo = 0, hi = n;
+	uint32_t size = 16;
 
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-		const char *f = sorted[mid]->filename;
-		size_t fl = maildir_name_base_len(f);
-		int c = memcmp(name, f, bl < fl ? bl : fl);
+	while (size < 2 * (uint64_t)n)
+		size *= 2;
+	t->slots = arena_alloc(arena, size * sizeof(*t->slots));
+	t->mask = size - 1;
+	for (unsigned i = 0; i < n; i++) {
+		const char *f = msgs[i].filename;
+		uint64_t h = base_hash(f, maildir_name_base_len(f));
+		uint32_t k = (uint32_t)h & t->mask;
 
-		if (c == 0)
-			c = (bl > fl) - (bl < fl);
-		if (c == 0)
-			return sorted[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+		while (t->slots[k].name != NULL)
+			k = (k + 1) & t->mask;
+		t->slots[k].name = f;
+		t->slots[k].tag = (uint32_t)(h >> 32);
+		t->slots[k].row = i;
 	}
-	return NULL;
 }
 
 static bool
-uid_indexed(const struct store_msg *msgs, unsigned n, uint32_t uid)
+same_base(const char *a, const char *b, size_t bl)
+{
+	return strncmp(a, b, bl) == 0 && (b[bl] == '\0' || b[bl] == ':');
+}
+
+/* rows_r[i]: the row whose BASE is that of ents[i], or -1. */
+static void
+base_table_find_all(const struct base_table *t,
+    const struct maildir_entry *ents, unsigned n, int32_t *rows_r)
+{
+	for (unsigned s = 0; s < n; s += BASE_BATCH) {
+		unsigned e = n - s > BASE_BATCH ? s + BASE_BATCH : n;
+		uint32_t k[BASE_BATCH], tag[BASE_BATCH], bl[BASE_BATCH];
+
+		for (unsigned j = s; j < e; j++) {
+			const char *name = ents[j].name;
+			uint64_t h;
+
+			bl[j - s] = (uint32_t)maildir_name_base_len(name);
+			h = base_hash(name, bl[j - s]);
+			k[j - s] = (uint32_t)h & t->mask;
+			tag[j - s] = (uint32_t)(h >> 32);
+			__builtin_prefetch(&t->slots[k[j - s]]);
+		}
+		/* The first slot with the right tag, almost always the row. */
+		for (unsigned j = s; j < e; j++) {
+			uint32_t q = k[j - s];
+
+			while (t->slots[q].name != NULL &&
+			    t->slots[q].tag != tag[j - s])
+				q = (q + 1) & t->mask;
+			k[j - s] = q;
+			if (t->slots[q].name != NULL)
+				__builtin_prefetch(t->slots[q].name);
+		}
+		for (unsigned j = s; j < e; j++) {
+			uint32_t q = k[j - s];
+			const struct base_slot *sl;
+
+			rows_r[j] = -1;
+			for (; (sl = &t->slots[q])->name != NULL;
+			    q = (q + 1) & t->mask) {
+				if (sl->tag == tag[j - s] &&
+				    same_base(ents[j].name, sl->name,
+				    bl[j - s])) {
+					rows_r[j] = (int32_t)sl->row;
+					break;
+				}
+			}
+		}
+	}
+}
+
+/* uid's row in msgs (ascending by UID), or NULL. */
+static const struct store_msg *
+msg_by_uid(const struct store_msg *msgs, unsigned n, uint32_t uid)
 {
 	unsigned lo = 0, hi = n;
 
 	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
+		unsigned mid = lo + (hi - lo) / 2;
 
 		if (msgs[mid].uid == uid)
-			return true;
+			return &msgs[mid];
 		if (msgs[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return false;
+	return NULL;
 }
 
 static int
@@ -417,6 +494,20 @@ cmp_unknown_arrival(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/*
+ * The UID to write into a known file's new name: its own, unless the name
+ * has no ",U=" field (a file adopted under its own name, whose UID is in
+ * herald-uidmap), which stays without one.  BASE must not change: it is
+ * what matches the file to its row after a crash before the commit.
+ */
+static uint32_t
+name_uid_kept(const char *name, uint32_t uid)
+{
+	uint32_t u;
+
+	return maildir_name_uid(name, &u) ? uid : 0;
+}
+
 /* A known file was found under name (maybe in new/): follow it. */
 static int
 follow_rename(struct store_mailbox *box, struct store_msg *m,
@@ -428,8 +519,8 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 
 	if (in_new) {
 		/* Only we move files new -> cur; give it a proper name. */
-		char *to_name = maildir_name_build(name, m->uid,
-		    maildir_name_flags(name));
+		char *to_name = maildir_name_build(name,
+		    name_uid_kept(name, m->uid), maildir_name_flags(name));
 		char *from = xasprintf("%s/new/%s", box->path, name);
 		char *to = cur_path(box, to_name);
 		int r = rename(from, to);
@@ -448,7 +539,7 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 		return 0;
 	/* Flags changed by another program (or us, before a crash). */
 	nf = maildir_name_flags(name);
-	m->filename = name;
+	m->filename = arena_strdup(arena, name);
 	if (nf != (m->flags & STORE_F_SYSTEM_MASK)) {
 		m->flags = nf;
 		m->modseq = modseq;
@@ -457,52 +548,255 @@ follow_rename(struct store_mailbox *box, struct store_msg *m,
 	return idx->v->msg_update(idx, box->mb.id, m, err);
 }
 
-int
-store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
+/* stat() the unknown files (relative to their directory), drop the ones
+ * gone meanwhile, and read the ",U=" fields. */
+static int
+unknown_stat(struct store_mailbox *box, struct unknown_file *unk,
+    unsigned *count, struct store_error *err)
+{
+	static const char *const subs[] = { "cur", "new" };
+	int dfd[2];
+	unsigned n = 0;
+
+	for (int d = 0; d < 2; d++) {
+		char *p = xasprintf("%s/%s", box->path, subs[d]);
+
+		dfd[d] = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(p);
+		if (dfd[d] < 0 && errno != ENOENT) {
+			int e = errno;
+
+			if (d == 1)
+				close(dfd[0]);
+			return store_error_errno(err, e, "open %s",
+			    box->path);
+		}
+	}
+	for (unsigned i = 0; i < *count; i++) {
+		struct stat st;
+		int fd = dfd[unk[i].in_new ? 1 : 0];
+
+		if (fd < 0 || fstatat(fd, unk[i].name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;	/* gone meanwhile */
+		unk[n] = unk[i];
+		unk[n].mtime = st.st_mtime;
+		unk[n].size = (uint64_t)st.st_size;
+		if (!maildir_name_uid(unk[n].name, &unk[n].name_uid)) {
+			unk[n].name_uid = 0;
+			unk[n].keep_name = !unk[n].in_new &&
+			    strstr(unk[n].name, ",U=") == NULL;
+		}
+		n++;
+	}
+	for (int d = 0; d < 2; d++)
+		if (dfd[d] >= 0)
+			close(dfd[d]);
+	*count = n;
+	return 0;
+}
+
+/*
+ * The UIDs herald-uidmap gives files kept under their own names (read
+ * only when there are such files: after a lost index, or when files were
+ * put into cur/ by another program).  The last line of a BASE counts.
+ */
+static int
+uidmap_lookup(struct store_mailbox *box, struct unknown_file *unk,
+    unsigned n, struct arena *arena, struct store_error *err)
+{
+	struct store_msg *rows;
+	struct maildir_entry *ents;
+	struct base_table bt;
+	unsigned nrows = 0, nents = 0, lines = 0;
+	int32_t *found;
+	size_t len;
+	char *data, *p;
+
+	for (unsigned i = 0; i < n; i++)
+		if (unk[i].keep_name)
+			nents++;
+	if (nents == 0)
+		return 0;
+	if (maildir_uidmap_read(box->path, &data, &len, err) < 0)
+		return -1;
+	if (data == NULL)
+		return 0;
+	for (p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) !=
+	    NULL; p++)
+		lines++;
+	rows = arena_alloc(arena, (lines + 1) * sizeof(*rows));
+	/* Complete lines only: a crash may have cut the last one.  Stored
+	 * last line first, so that a BASE's last line is the one found. */
+	for (p = data; p < data + len;) {
+		char *nl = memchr(p, '\n', len - (size_t)(p - data));
+		unsigned long long u;
+		char *sp, *end;
+
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		errno = 0;
+		u = strtoull(p, &end, 10);
+		sp = end;
+		if (errno == 0 && u > 0 && u <= UINT32_MAX && *sp == ' ' &&
+		    sp[1] != '\0') {
+			rows[lines - 1 - nrows].uid = (uint32_t)u;
+			rows[lines - 1 - nrows].filename = arena_strdup(arena,
+			    sp + 1);
+			nrows++;
+		}
+		p = nl + 1;
+	}
+	/* Unparsable lines left holes at the front: close them. */
+	memmove(rows, rows + (lines - nrows), nrows * sizeof(*rows));
+	free(data);
+	base_table_init(&bt, rows, nrows, arena);
+	ents = arena_alloc(arena, (nents + 1) * sizeof(*ents));
+	found = arena_alloc(arena, (nents + 1) * sizeof(*found));
+	nents = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (unk[i].keep_name)
+			ents[nents++].name = unk[i].name;
+	base_table_find_all(&bt, ents, nents, found);
+	nents = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (!unk[i].keep_name)
+			continue;
+		if (found[nents] >= 0) {
+			unk[i].map_uid = rows[found[nents]].uid;
+			unk[i].name_uid = unk[i].map_uid;
+		}
+		nents++;
+	}
+	return 0;
+}
+
+/*
+ * A hash of what stat() says about new/ and cur/ (device, inode, size,
+ * link count, mtime and ctime to the nanosecond), never 0.  Any file
+ * created, renamed or removed in a directory moves its mtime and ctime.
+ * *trusted_r is false when a change could still go unnoticed: a time
+ * stamp less than STAMP_MARGIN seconds old may be shared by a change made
+ * right after our stat() within the same clock tick (Dovecot's maildir
+ * sync has the same rule).
+ */
+#define STAMP_MARGIN 2
+
+static uint64_t
+dir_stamp(struct store_mailbox *box, bool *trusted_r)
+{
+	static const char *const subs[] = { "new", "cur" };
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)box->mb.id;
+	struct timespec now;
+
+	*trusted_r = false;
+	h = (h ^ box->mb.uidvalidity) * 0x100000001b3ull;
+	if (clock_gettime(CLOCK_REALTIME, &now) < 0)
+		return 0;
+	*trusted_r = true;
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		char *p = xasprintf("%s/%s", box->path, subs[i]);
+		struct stat st;
+		uint64_t v[8];
+		int r = stat(p, &st);
+
+		free(p);
+		if (r < 0) {
+			*trusted_r = false;
+			return 0;
+		}
+		v[0] = (uint64_t)st.st_dev;
+		v[1] = (uint64_t)st.st_ino;
+		v[2] = (uint64_t)st.st_size;
+		v[3] = (uint64_t)st.st_nlink;
+		v[4] = (uint64_t)st.st_mtim.tv_sec;
+		v[5] = (uint64_t)st.st_mtim.tv_nsec;
+		v[6] = (uint64_t)st.st_ctim.tv_sec;
+		v[7] = (uint64_t)st.st_ctim.tv_nsec;
+		h = base_hash((const char *)v, sizeof(v)) ^ (h * 31);
+		if (st.st_mtim.tv_sec > now.tv_sec - STAMP_MARGIN ||
+		    st.st_ctim.tv_sec > now.tv_sec - STAMP_MARGIN)
+			*trusted_r = false;
+	}
+	return h != 0 ? h : 1;
+}
+
+/*
+ * The sync proper, under the write lock (see store_mailbox_sync()).
+ *
+ * The rows are read into list_arena.  When the sync kept every row (it
+ * may have followed renames), *msgs_r and *count_r are the rows as they
+ * are now, so a SELECT need not read them again; otherwise *msgs_r is
+ * NULL.
+ *
+ * Unless full, the folder is not read at all when new/ and cur/ look the
+ * way they did at the last scan that found them settled (dir_stamp(),
+ * kept in the meta table): nothing was created, renamed or removed there
+ * since, by us or by anyone else, so the index matches the files.
+ */
+static int
+sync_locked(struct store_mailbox *box, bool full, struct arena *list_arena,
+    struct store_msg **msgs_r, unsigned *count_r, struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
-	struct store_msg *msgs, **by_base;
+	struct store_msg *msgs;
+	struct base_table bt;
 	struct maildir_entry *ents;
+	int32_t *rows;
 	struct unknown_file *unk = NULL;
 	unsigned nmsgs, nents, nunk = 0;
-	uint64_t modseq;
+	uint64_t modseq, stamp, old_stamp = 0;
 	bool *seen, changed = false, missing = false, renamed = false;
+	bool trusted, touched = false, kept_rows = true;
 	uint32_t next_uid, limit, floor_uid, kept_max;
+	char stamp_key[40];
 	struct arena arena;
 	int ret = -1;
 
+	*msgs_r = NULL;
+	*count_r = 0;
 	if (reload_row(box, err) < 0)
 		return -1;
 	if (!box->tmp_cleaned) {
 		maildir_tmp_clean(box->path);
 		box->tmp_cleaned = true;
 	}
+	snprintf(stamp_key, sizeof(stamp_key), "maildir_stamp.%" PRId64,
+	    box->mb.id);
+	stamp = dir_stamp(box, &trusted);
+	if (idx->v->meta_get(idx, stamp_key, &old_stamp, err) < 0)
+		return -1;
+	if (!full && box->mb.rebuild == STORE_REBUILD_NONE &&
+	    old_stamp != 0 && old_stamp == stamp)
+		return 0;
 	arena_init(&arena);
 	modseq = box->mb.highestmodseq + 1;
-	if (idx->v->msg_list(idx, box->mb.id, 0, &arena, &msgs, &nmsgs,
+	if (idx->v->msg_list(idx, box->mb.id, 0, list_arena, &msgs, &nmsgs,
 	    err) < 0 ||
 	    maildir_scan(box->path, &arena, &ents, &nents, err) < 0)
 		goto out;
-	by_base = arena_alloc(&arena, (nmsgs + 1) * sizeof(*by_base));
+	base_table_init(&bt, msgs, nmsgs, &arena);
 	seen = arena_alloc(&arena, nmsgs + 1);
-	for (unsigned i = 0; i < nmsgs; i++)
-		by_base[i] = &msgs[i];
-	qsort(by_base, nmsgs, sizeof(*by_base), cmp_msg_base);
 	unk = xcalloc(nents + 1, sizeof(*unk));
+	rows = arena_alloc(&arena, (nents + 1) * sizeof(*rows));
+	base_table_find_all(&bt, ents, nents, rows);
 
 	for (unsigned i = 0; i < nents; i++) {
-		struct store_msg *m = find_base(by_base, nmsgs, ents[i].name);
+		int32_t k = rows[i];
 
-		if (m == NULL) {
+		if (ents[i].in_new)
+			touched = true;	/* moved to cur/ */
+		if (k < 0) {
 			unk[nunk].name = ents[i].name;
 			unk[nunk++].in_new = ents[i].in_new;
 			continue;
 		}
-		if (seen[m - msgs])
+		if (seen[k])
 			continue;	/* in new/ and cur/ during a move */
-		seen[m - msgs] = true;
-		if (follow_rename(box, m, ents[i].name, ents[i].in_new, modseq,
-		    &changed, &arena, err) < 0)
+		seen[k] = true;
+		if (follow_rename(box, &msgs[k], ents[i].name, ents[i].in_new,
+		    modseq, &changed, list_arena, err) < 0)
 			goto out;
 	}
 	for (unsigned i = 0; i < nmsgs; i++)
@@ -517,15 +811,19 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 		 */
 		if (maildir_scan(box->path, &arena, &ents, &nents, err) < 0)
 			goto out;
+		rows = arena_alloc(&arena, (nents + 1) * sizeof(*rows));
+		base_table_find_all(&bt, ents, nents, rows);
 		for (unsigned i = 0; i < nents; i++) {
-			struct store_msg *m = find_base(by_base, nmsgs,
-			    ents[i].name);
+			int32_t k = rows[i];
 
-			if (m == NULL || seen[m - msgs])
+			if (ents[i].in_new)
+				touched = true;
+			if (k < 0 || seen[k])
 				continue;
-			seen[m - msgs] = true;
-			if (follow_rename(box, m, ents[i].name,
-			    ents[i].in_new, modseq, &changed, &arena, err) < 0)
+			seen[k] = true;
+			if (follow_rename(box, &msgs[k], ents[i].name,
+			    ents[i].in_new, modseq, &changed, list_arena,
+			    err) < 0)
 				goto out;
 		}
 		for (unsigned i = 0; i < nmsgs; i++) {
@@ -535,36 +833,21 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 			    modseq, err) < 0)
 				goto out;
 			changed = true;
+			kept_rows = false;
 		}
 	}
 
-	/* Unknown files: stat, then decide which ",U=" UIDs to keep. */
-	{
-		unsigned n = 0;
-
-		for (unsigned i = 0; i < nunk; i++) {
-			char *p = xasprintf("%s/%s/%s", box->path,
-			    unk[i].in_new ? "new" : "cur", unk[i].name);
-			struct stat st;
-			int r = stat(p, &st);
-
-			free(p);
-			if (r < 0 || !S_ISREG(st.st_mode))
-				continue;	/* gone meanwhile */
-			unk[n] = unk[i];
-			unk[n].mtime = st.st_mtime;
-			unk[n].size = (uint64_t)st.st_size;
-			if (!maildir_name_uid(unk[n].name, &unk[n].name_uid))
-				unk[n].name_uid = 0;
-			n++;
-		}
-		nunk = n;
-	}
+	/* Unknown files: stat, then decide which UIDs to keep. */
+	if (nunk > 0 && unknown_stat(box, unk, &nunk, err) < 0)
+		goto out;
+	if (nunk > 0 && uidmap_lookup(box, unk, nunk, &arena, err) < 0)
+		goto out;
 	/*
-	 * A ",U=" UID is kept when it cannot have been shown for another
-	 * message: normally only in [uidnext, uid_reserved), which is a UID
-	 * we were allocating when we crashed; after a lost index (rebuild)
-	 * any UID below the reservation not used twice.
+	 * A UID from the name (",U=") or from herald-uidmap is kept when it
+	 * cannot have been shown for another message: normally only in
+	 * [uidnext, uid_reserved), which is a UID we were allocating when we
+	 * crashed; after a lost index (rebuild) any UID below the
+	 * reservation not used twice.
 	 */
 	floor_uid = box->mb.rebuild != STORE_REBUILD_NONE ? 1 :
 	    box->mb.uidnext;
@@ -572,13 +855,27 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 	    box->mb.uid_reserved;
 	next_uid = box->mb.uidnext;
 	kept_max = 0;
-	if (nunk > 1)
-		qsort(unk, nunk, sizeof(*unk), cmp_unknown_uid);
+	/* Files with a UID to keep first, by UID (a UID named twice goes
+	 * to the oldest file); the others need no order here. */
+	{
+		unsigned nkeep = 0;
+
+		for (unsigned i = 0; i < nunk; i++) {
+			if (unk[i].name_uid != 0) {
+				struct unknown_file t = unk[nkeep];
+
+				unk[nkeep++] = unk[i];
+				unk[i] = t;
+			}
+		}
+		if (nkeep > 1)
+			qsort(unk, nkeep, sizeof(*unk), cmp_unknown_uid);
+	}
 	for (unsigned i = 0; i < nunk; i++) {
 		uint32_t u = unk[i].name_uid;
 
 		if (u == 0 || u < floor_uid || u >= limit ||
-		    uid_indexed(msgs, nmsgs, u) ||
+		    msg_by_uid(msgs, nmsgs, u) != NULL ||
 		    (i > 0 && unk[i - 1].name_uid == u))
 			continue;
 		unk[i].uid = u;
@@ -604,39 +901,87 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 		if (store_mailbox_reserve(box, next_uid, modseq, err) < 0)
 			goto out;
 	}
-	for (unsigned i = 0; i < nunk; i++) {
-		char *to_name = maildir_name_build(unk[i].name, unk[i].uid,
-		    maildir_name_flags(unk[i].name));
-		char *from = xasprintf("%s/%s/%s", box->path,
-		    unk[i].in_new ? "new" : "cur", unk[i].name);
-		char *to = cur_path(box, to_name);
-		struct store_msg m;
-		int r = 0;
+	/*
+	 * Files in new/ and names with a ",U=" field we do not keep are
+	 * renamed into cur/ with ",U=uid".  A file in cur/ without the field
+	 * keeps its name, and its UID goes to herald-uidmap instead: renaming
+	 * 100,000 files of an imported folder took seconds.  Either way the
+	 * UID is on disk before the index row (crash safety).
+	 */
+	{
+		struct buf map;
+		int r;
 
-		if (strcmp(from, to) != 0)
-			r = rename(from, to);
-		free(from);
-		free(to);
-		if (r < 0) {
+		buf_init(&map, 0);
+		for (unsigned i = 0; i < nunk; i++) {
+			char *to_name, *from, *to;
+
+			r = 0;
+			if (unk[i].keep_name) {
+				unk[i].final = unk[i].name;
+				if (unk[i].map_uid != unk[i].uid) {
+					buf_append_u64(&map, unk[i].uid);
+					buf_append(&map, " ", 1);
+					buf_append(&map, unk[i].name,
+					    maildir_name_base_len(
+					    unk[i].name));
+					buf_append(&map, "\n", 1);
+				}
+				continue;
+			}
+			to_name = maildir_name_build(unk[i].name, unk[i].uid,
+			    maildir_name_flags(unk[i].name));
+			from = xasprintf("%s/%s/%s", box->path,
+			    unk[i].in_new ? "new" : "cur", unk[i].name);
+			to = cur_path(box, to_name);
+			if (strcmp(from, to) != 0)
+				r = rename(from, to);
+			free(from);
+			free(to);
+			if (r < 0) {
+				free(to_name);
+				if (errno == ENOENT)
+					continue;	/* UID stays unused */
+				store_error_errno(err, errno, "rename in %s",
+				    box->path);
+				buf_free(&map);
+				goto out;
+			}
+			renamed = true;
+			unk[i].final = arena_strdup(&arena, to_name);
 			free(to_name);
-			if (errno == ENOENT)
-				continue;	/* UID stays unused */
-			store_error_errno(err, errno, "rename in %s",
-			    box->path);
-			goto out;
 		}
-		renamed = true;
-		memset(&m, 0, sizeof(m));
-		m.uid = unk[i].uid;
-		m.flags = maildir_name_flags(unk[i].name);
-		m.internal_date = unk[i].mtime;
-		m.size = unk[i].size;
-		m.modseq = modseq;
-		m.filename = arena_strdup(&arena, to_name);
-		free(to_name);
-		if (idx->v->msg_insert(idx, box->mb.id, &m, err) < 0)
+		r = map.len > 0 ? maildir_uidmap_append(box->path, map.data,
+		    map.len, box->user->fsync, err) : 0;
+		buf_free(&map);
+		if (r < 0)
 			goto out;
-		changed = true;
+	}
+	{
+		struct store_msg *add = arena_alloc(&arena,
+		    (nunk + 1) * sizeof(*add));
+		unsigned nadd = 0;
+
+		for (unsigned i = 0; i < nunk; i++) {
+			struct store_msg *m = &add[nadd];
+
+			if (unk[i].final == NULL)
+				continue;
+			m->uid = unk[i].uid;
+			m->flags = maildir_name_flags(unk[i].name);
+			m->internal_date = unk[i].mtime;
+			m->size = unk[i].size;
+			m->modseq = modseq;
+			m->filename = unk[i].final;
+			nadd++;
+		}
+		if (nadd > 0) {
+			if (idx->v->msg_insert_many(idx, box->mb.id, add,
+			    nadd, err) < 0)
+				goto out;
+			changed = true;
+			kept_rows = false;
+		}
 	}
 	if (renamed && fsync_cur(box, err) < 0)
 		goto out;
@@ -649,9 +994,34 @@ store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
 	    box->mb.highestmodseq, err) < 0 ||
 	    idx->v->mailbox_update(idx, &box->mb, err) < 0)
 		goto out;
+	/* What we renamed moved the directories' times: the next sync reads
+	 * them again, as it does when they changed too recently to tell. */
+	if (renamed || touched || !trusted)
+		stamp = 0;
+	if (stamp != old_stamp &&
+	    idx->v->meta_set(idx, stamp_key, stamp, err) < 0)
+		goto out;
+	if (kept_rows) {
+		*msgs_r = msgs;
+		*count_r = nmsgs;
+	}
 	ret = 0;
 out:
 	free(unk);
+	arena_free(&arena);
+	return ret;
+}
+
+int
+store_mailbox_sync_locked(struct store_mailbox *box, struct store_error *err)
+{
+	struct store_msg *msgs;
+	struct arena arena;
+	unsigned n;
+	int ret;
+
+	arena_init(&arena);
+	ret = sync_locked(box, true, &arena, &msgs, &n, err);
 	arena_free(&arena);
 	return ret;
 }
@@ -690,10 +1060,18 @@ static int
 sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
+	struct store_msg *msgs;
+	struct arena rows;
+	unsigned n;
 
+	/* The rows the sync reads become the snapshot if it kept them all;
+	 * the old snapshot stays until the new one is complete. */
+	arena_init(&rows);
 	if (idx->v->begin(idx, true, err) < 0)
-		return -1;
-	if (store_mailbox_sync_locked(box, err) < 0)
+		goto fail_rows;
+	/* Without load, a file was missing: read the folder whatever it
+	 * looks like. */
+	if (sync_locked(box, !load, &rows, &msgs, &n, err) < 0)
 		goto fail;
 	if (!box->readonly) {
 		claim_recent(box);
@@ -701,16 +1079,27 @@ sync_txn(struct store_mailbox *box, bool load, struct store_error *err)
 			goto fail;
 	}
 	if (load) {
-		arena_reset(&box->snap_arena);
-		if (idx->v->msg_list(idx, box->mb.id, 0, &box->snap_arena,
-		    &box->msgs, &box->msg_count, err) < 0 ||
-		    load_keywords(box, err) < 0)
+		if (msgs == NULL) {
+			arena_reset(&rows);
+			if (idx->v->msg_list(idx, box->mb.id, 0, &rows, &msgs,
+			    &n, err) < 0)
+				goto fail;
+		}
+		if (load_keywords(box, err) < 0)
 			goto fail;
-		mark_recent(box, box->msgs, box->msg_count);
+		mark_recent(box, msgs, n);
+		arena_free(&box->snap_arena);
+		box->snap_arena = rows;
+		box->msgs = msgs;
+		box->msg_count = n;
+	} else {
+		arena_free(&rows);
 	}
 	return idx->v->commit(idx, err);
 fail:
 	idx->v->rollback(idx);
+fail_rows:
+	arena_free(&rows);
 	return -1;
 }
 
@@ -771,11 +1160,25 @@ store_mailbox_open_msg(struct store_mailbox *box, uint32_t uid, int *fd_r,
     struct store_error *err)
 {
 	struct store_index *idx = box_index(box);
+	const struct store_msg *snap;
 	struct arena arena;
 	struct store_msg m;
 	bool found;
 	int ret = -1;
 
+	/* The snapshot's name first: FETCH of a range would otherwise
+	 * read the index once per message.  Names are unique, so a stale
+	 * one opens nothing (ENOENT) rather than another message. */
+	if ((snap = msg_by_uid(box->msgs, box->msg_count, uid)) != NULL) {
+		char *p = cur_path(box, snap->filename);
+
+		*fd_r = open(p, O_RDONLY | O_CLOEXEC);
+		free(p);
+		if (*fd_r >= 0)
+			return 0;
+		if (errno != ENOENT)
+			return store_error_errno(err, errno, "open message");
+	}
 	arena_init(&arena);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char *p;
@@ -880,7 +1283,7 @@ store_mailbox_update_flags_impl(struct store_mailbox *box, const uint32_t *uids,
 			}
 			if (nf != m.flags) {
 				char *name = maildir_name_build(m.filename,
-				    m.uid, nf);
+				    name_uid_kept(m.filename, m.uid), nf);
 				char *from = cur_path(box, m.filename);
 				char *to = cur_path(box, name);
 				int r = rename(from, to), e = errno;
@@ -1586,6 +1989,38 @@ store_cache_put(struct store_mailbox *box, uint32_t uid, const char *field,
 {
 	return box_index(box)->v->cache_put(box_index(box), box->mb.id, uid,
 	    field, data, len, err);
+}
+
+int
+store_cache_get_range(struct store_mailbox *box, uint32_t uid_lo,
+    uint32_t uid_hi, const char *field, struct arena *arena,
+    struct store_cache_value **values_r, unsigned *count_r,
+    struct store_error *err)
+{
+	return box_index(box)->v->cache_get_range(box_index(box), box->mb.id,
+	    uid_lo, uid_hi, field, arena, values_r, count_r, err);
+}
+
+int
+store_cache_put_many(struct store_mailbox *box,
+    const struct store_cache_item *items, unsigned count,
+    struct store_error *err)
+{
+	struct store_index *idx = box_index(box);
+
+	if (count == 0)
+		return 0;
+	/* One commit instead of one per value: each is a WAL append. */
+	if (idx->v->begin(idx, true, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < count; i++) {
+		if (idx->v->cache_put(idx, box->mb.id, items[i].uid,
+		    items[i].field, items[i].data, items[i].len, err) < 0) {
+			idx->v->rollback(idx);
+			return -1;
+		}
+	}
+	return idx->v->commit(idx, err);
 }
 
 int

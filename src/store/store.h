@@ -273,9 +273,11 @@ void store_mailbox_close(struct store_mailbox **box);
 
 /*
  * Resync the index with the folder: files in new/ move to cur/; unknown
- * files get UIDs in order of mtime then name; renamed files (flags changed
- * by other programs) and removed files become flag changes and expunges
- * with new modseqs.  Then, unless the mailbox is read-only, claim the
+ * files get UIDs in order of mtime then name (files in cur/ without ",U="
+ * keep their names, their UIDs going to herald-uidmap); renamed files
+ * (flags changed by other programs) and removed files become flag changes
+ * and expunges with new modseqs.  The folder is not read when new/ and
+ * cur/ are as the last settled scan left them (docs/DESIGN.md).  Then, unless the mailbox is read-only, claim the
  * messages that no session has seen yet as \Recent for this view (see
  * docs/DESIGN.md), and reload the snapshot.
  */
@@ -457,6 +459,34 @@ int store_cache_put(struct store_mailbox *box, uint32_t uid,
 int store_cache_get(struct store_mailbox *box, uint32_t uid,
     const char *field, struct arena *arena, void **data_r, size_t *len_r,
     bool *found_r, struct store_error *err);
+
+struct store_cache_value {
+	uint32_t uid;
+	const void *data;	/* NUL byte after len */
+	size_t len;
+};
+
+/*
+ * Every cached value of field for the UIDs in [uid_lo, uid_hi], in one
+ * index query (FETCH reads a slice's envelopes this way): ascending by
+ * UID, copies from arena.
+ */
+int store_cache_get_range(struct store_mailbox *box, uint32_t uid_lo,
+    uint32_t uid_hi, const char *field, struct arena *arena,
+    struct store_cache_value **values_r, unsigned *count_r,
+    struct store_error *err);
+
+struct store_cache_item {
+	uint32_t uid;
+	const char *field;
+	const void *data;
+	size_t len;
+};
+
+/* store_cache_put() for several values in one write transaction. */
+int store_cache_put_many(struct store_mailbox *box,
+    const struct store_cache_item *items, unsigned count,
+    struct store_error *err);
 
 /* ---- search data --------------------------------------------------------- */
 

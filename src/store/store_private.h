@@ -96,6 +96,9 @@ struct store_index_vfuncs {
 	    bool *found_r, struct store_error *err);
 	int (*msg_insert)(struct store_index *idx, int64_t mailbox_id,
 	    const struct store_msg *msg, struct store_error *err);
+	int (*msg_insert_many)(struct store_index *idx, int64_t mailbox_id,
+	    const struct store_msg *msgs, unsigned count,
+	    struct store_error *err);
 	/* Writes flags, keywords, filename and modseq. */
 	int (*msg_update)(struct store_index *idx, int64_t mailbox_id,
 	    const struct store_msg *msg, struct store_error *err);
@@ -123,6 +126,11 @@ struct store_index_vfuncs {
 	    uint32_t uid, const char *field, struct arena *arena,
 	    void **data_r, size_t *len_r, bool *found_r,
 	    struct store_error *err);
+	/* Every value of field for UIDs in [uid_lo, uid_hi], by UID. */
+	int (*cache_get_range)(struct store_index *idx, int64_t mailbox_id,
+	    uint32_t uid_lo, uint32_t uid_hi, const char *field,
+	    struct arena *arena, struct store_cache_value **values_r,
+	    unsigned *count_r, struct store_error *err);
 	/* Copies the cached data and the search data of a message. */
 	int (*cache_copy)(struct store_index *idx, int64_t src_mailbox_id,
 	    uint32_t src_uid, int64_t dst_mailbox_id, uint32_t dst_uid,

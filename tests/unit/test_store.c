@@ -417,7 +417,8 @@ test_external_changes(void **state)
 	OK(store_mailbox_open(f->user, "INBOX", 0, &box, &err));
 	assert_int_equal(append(box, "ours\n", 0), 1);
 	/* Another delivery agent drops files into new/ (out of name
-	 * order) and one straight into cur/ with flags. */
+	 * order) and one straight into cur/ with flags, which keeps its
+	 * name. */
 	p = folder(f, "new/200.c.host");
 	write_file(p, "second\n", 2000);
 	free(p);
@@ -431,7 +432,8 @@ test_external_changes(void **state)
 	m = store_mailbox_messages(box, &n);
 	assert_int_equal(n, 4);
 	assert_int_equal(m[1].uid, 2);
-	assert_true(strncmp(m[1].filename, "100.b.host,U=2:2,S", 18) == 0);
+	/* Adopted in cur/ under its own name (UID in herald-uidmap). */
+	assert_string_equal(m[1].filename, "100.b.host:2,S");
 	assert_int_equal(m[1].flags, STORE_F_SEEN | STORE_F_RECENT);
 	assert_true(strncmp(m[2].filename, "200.c.host,U=3:2,", 17) == 0);
 	assert_true(strncmp(m[3].filename, "300.a.host,U=4:2,", 17) == 0);
@@ -634,6 +636,69 @@ test_rebuild(void **state)
 	}
 }
 
+/* Files put into cur/ without ",U=" keep their names; herald-uidmap keeps
+ * their UIDs through an index rebuild, also past a line a crash cut. */
+static void
+test_uidmap(void **state)
+{
+	struct fixture *f = *state;
+	struct store_mailbox *box = NULL;
+	struct store_error err;
+	const struct store_msg *m;
+	char *p, *map = folder(f, "herald-uidmap");
+	unsigned n;
+	int fd;
+
+	for (int i = 0; i < 3; i++) {
+		p = xasprintf("%s/Maildir/cur/100%d.M%dP9.other:2,%s", f->root,
+		    i, i, i == 1 ? "S" : "");
+		write_file(p, "Subject: x\n\nbody\n", 1000 + i);
+		free(p);
+	}
+	OK(store_mailbox_open(f->user, "INBOX", 0, &box, &err));
+	OK(store_mailbox_sync(box, &err));
+	m = store_mailbox_messages(box, &n);
+	assert_int_equal(n, 3);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(m[i].uid, i + 1);
+		assert_null(strstr(m[i].filename, ",U="));
+	}
+	store_mailbox_close(&box);
+	/* A crash cut a line; the next append must not run into it. */
+	fd = open(map, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "77 1002.M", 9), 9);
+	close(fd);
+	p = xasprintf("%s/Maildir/cur/1003.M3P9.other:2,", f->root);
+	write_file(p, "Subject: y\n\nbody\n", 1003);
+	free(p);
+	OK(store_mailbox_open(f->user, "INBOX", 0, &box, &err));
+	OK(store_mailbox_sync(box, &err));
+	m = store_mailbox_messages(box, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(m[3].uid, 4);
+	store_mailbox_close(&box);
+
+	store_user_close(&f->user);
+	p = xasprintf("%s/index.sqlite", f->root);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	OK(store_user_open(f->root, &f->set, &f->user, &err));
+	OK(store_mailbox_open(f->user, "INBOX", 0, &box, &err));
+	OK(store_mailbox_sync(box, &err));
+	m = store_mailbox_messages(box, &n);
+	assert_int_equal(n, 4);
+	for (unsigned i = 0; i < n; i++) {
+		p = xasprintf("100%u.M%uP9.other", i, i);
+		assert_int_equal(m[i].uid, i + 1);
+		assert_memory_equal(m[i].filename, p, strlen(p));
+		assert_int_equal(m[i].flags, i == 1 ? STORE_F_SEEN : 0);
+		free(p);
+	}
+	store_mailbox_close(&box);
+	free(map);
+}
+
 static void
 test_uid_never_repeats(void **state)
 {
@@ -740,6 +805,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_copy_move, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidmap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uid_never_repeats, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup,

@@ -501,6 +501,86 @@ maildir_write_file_atomic(const char *path, const void *data, size_t len,
 }
 
 int
+maildir_uidmap_append(const char *path, const char *data, size_t len,
+    bool do_fsync, struct store_error *err)
+{
+	char *file = xasprintf("%s/" MAILDIR_UIDMAP_NAME, path);
+	bool created = access(file, F_OK) < 0;
+	struct stat st;
+	char last = '\n';
+	int fd, e;
+
+	fd = open(file, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	free(file);
+	if (fd < 0)
+		return store_error_errno(err, errno, "open %s/%s", path,
+		    MAILDIR_UIDMAP_NAME);
+	/* A crash may have cut the last line: end it, so that it cannot
+	 * run into the first one we add (readers skip it). */
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) != 1)
+		last = '\n';
+	if ((last != '\n' && write_all(fd, "\n", 1) < 0) ||
+	    write_all(fd, data, len) < 0 || (do_fsync && fsync(fd) < 0)) {
+		e = errno;
+		close(fd);
+		return store_error_errno(err, e, "write %s/%s", path,
+		    MAILDIR_UIDMAP_NAME);
+	}
+	close(fd);
+	if (created && maildir_fsync_dir(path, do_fsync) < 0)
+		return store_error_errno(err, errno, "fsync(%s)", path);
+	return 0;
+}
+
+int
+maildir_uidmap_read(const char *path, char **data_r, size_t *len_r,
+    struct store_error *err)
+{
+	char *file = xasprintf("%s/" MAILDIR_UIDMAP_NAME, path);
+	struct stat st;
+	size_t got = 0;
+	char *data;
+	int fd;
+
+	*data_r = NULL;
+	*len_r = 0;
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	free(file);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : store_error_errno(err, errno,
+		    "open %s/%s", path, MAILDIR_UIDMAP_NAME);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+
+		close(fd);
+		return store_error_errno(err, e, "fstat %s", path);
+	}
+	data = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			free(data);
+			return store_error_errno(err, e, "read %s", path);
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	data[got] = '\0';
+	*data_r = data;
+	*len_r = got;
+	return 0;
+}
+
+int
 maildir_uidlist_read(const char *path, struct maildir_uidlist *ul_r,
     struct store_error *err)
 {

@@ -23,6 +23,7 @@
 #include "store/store.h"
 
 #define MAILDIR_UIDLIST_NAME "herald-uidlist"
+#define MAILDIR_UIDMAP_NAME "herald-uidmap"
 #define MAILDIR_TMP_MAX_AGE (36 * 3600)	/* the Maildir spec's 36 hours */
 
 /* Length of BASE (up to the first ':' or the end). */
@@ -85,6 +86,18 @@ int maildir_uidlist_read(const char *path, struct maildir_uidlist *ul_r,
 /* Atomic: temporary file, fsync, rename, fsync the directory. */
 int maildir_uidlist_write(const char *path, const struct maildir_uidlist *ul,
     bool do_fsync, struct store_error *err);
+
+/*
+ * herald-uidmap: the UIDs of files adopted in cur/ under their own names
+ * (no ",U=" field), one "UID BASE\n" line each, appended; the last line
+ * of a BASE counts (docs/DESIGN.md, "Index rebuild").  Append data and,
+ * with do_fsync, fsync the file (and the folder when it was created).
+ */
+int maildir_uidmap_append(const char *path, const char *data, size_t len,
+    bool do_fsync, struct store_error *err);
+/* The whole file, NUL-terminated, from malloc (*data_r NULL if absent). */
+int maildir_uidmap_read(const char *path, char **data_r, size_t *len_r,
+    struct store_error *err);
 
 /* Atomically replace path with data (tmp + fsync + rename). */
 int maildir_write_file_atomic(const char *path, const void *data, size_t len,
