@@ -170,7 +170,7 @@ static const struct option options[] = {
 	    "BAD replies in a row before BYE"),
 
 	O_UINT(max_connections, "20000", 1, 1000000,
-	    "connections per worker, listening sockets included"),
+	    "client connections per worker (IMAP, IMAPS, LMTP)"),
 	O_SIZE(output_high_water, "64K", 1, GIB,
 	    "queued output at which a connection stops reading commands"),
 	O_SIZE(max_output_buffer, "16M", KIB, 4 * GIB,

@@ -28,6 +28,7 @@ struct listener {
 	void *tls_ctx;
 	worker_accept_cb *cb;
 	void *ctx;
+	const char *busy_reply;	/* sent when the worker is full; NULL: none */
 };
 
 struct worker {
@@ -197,13 +198,12 @@ listener_poll_cb(uv_poll_t *h, int status, int events)
 			return;
 		}
 		if (w->nconns >= w->cfg->max_connections) {
-			static const char bye[] =
-			    "* BYE [UNAVAILABLE] Too many connections\r\n";
-
 			log_warnx("connection limit %u reached: refusing %s",
 			    w->cfg->max_connections, "client");
-			(void)send(fd, bye, sizeof(bye) - 1,
-			    MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (l->busy_reply != NULL)
+				(void)send(fd, l->busy_reply,
+				    strlen(l->busy_reply),
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;
 		}
@@ -282,13 +282,14 @@ worker_signal_cb(uv_signal_t *s, int signum)
 
 void
 worker_add_listener(struct worker *w, int fd, void *tls_ctx,
-    worker_accept_cb *cb, void *ctx)
+    const char *busy_reply, worker_accept_cb *cb, void *ctx)
 {
 	struct listener *l = xmalloc(sizeof(*l));
 
 	l->w = w;
 	l->fd = fd;
 	l->tls_ctx = tls_ctx;
+	l->busy_reply = busy_reply;
 	l->cb = cb;
 	l->ctx = ctx;
 	uv_poll_init_socket(&w->loop, &l->poll, fd);

@@ -31,9 +31,12 @@ typedef void worker_tick_cb(struct worker *w, void *ctx);
 struct worker *worker_new(unsigned index, const struct config *cfg);
 void worker_free(struct worker **w);
 
-/* Add an inherited listening socket. */
+/* Add an inherited listening socket.  busy_reply (a static string, or
+ * NULL to just close) goes to a client refused because the worker holds
+ * max_connections: in the listener's own protocol, and nothing on a TLS
+ * port, where the client expects a handshake. */
 void worker_add_listener(struct worker *w, int fd, void *tls_ctx,
-    worker_accept_cb *cb, void *ctx);
+    const char *busy_reply, worker_accept_cb *cb, void *ctx);
 void worker_on_shutdown(struct worker *w, worker_shutdown_cb *cb, void *ctx);
 void worker_on_tick(struct worker *w, worker_tick_cb *cb, void *ctx);
 

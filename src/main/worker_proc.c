@@ -87,10 +87,14 @@ worker_process_main(const struct config_source *src, struct config *cfg,
 	for (unsigned i = 0; i < nfds; i++) {
 		if (kinds[i] == LISTEN_LMTP)
 			worker_add_listener(wp.w, fds[i], NULL,
-			    lmtp_server_accept, wp.lmtp);
+			    "421 4.3.2 Too many connections, try again "
+			    "later\r\n", lmtp_server_accept, wp.lmtp);
+		else if (kinds[i] == LISTEN_IMAPS)
+			worker_add_listener(wp.w, fds[i], tls_ctx, NULL,
+			    imap_server_accept, wp.imap);
 		else
-			worker_add_listener(wp.w, fds[i],
-			    kinds[i] == LISTEN_IMAPS ? tls_ctx : NULL,
+			worker_add_listener(wp.w, fds[i], NULL,
+			    "* BYE [UNAVAILABLE] Too many connections\r\n",
 			    imap_server_accept, wp.imap);
 	}
 	worker_on_shutdown(wp.w, worker_proc_shutdown, &wp);

@@ -603,3 +603,31 @@ def test_lmtp_store_failure_is_temporary(srv):
         assert second == "250 2.0.0 <alice> Saved"
     assert len(files_with(srv, "alice", subj.encode())) == 1
 
+
+
+def test_full_worker_refuses_lmtp_with_421(herald_server):
+    """Past max_connections an LMTP client gets an LMTP 421 reply (RFC
+    5321 3.8), not IMAP's BYE; an IMAPS client gets no plain text."""
+    srv = herald_server(workers=1, max_connections=2)
+    time.sleep(0.3)     # the start-up probes are gone
+    held = [srv.raw(), srv.raw()]
+    try:
+        srv_lmtp = socket.create_connection(("127.0.0.1", srv.lmtp_port),
+                                            timeout=5)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = srv_lmtp.recv(512)
+            if not chunk:
+                break
+            data += chunk
+        srv_lmtp.close()
+        assert data.startswith(b"421 4.3.2 "), data
+        s = socket.create_connection(("127.0.0.1", srv.imaps_port),
+                                     timeout=5)
+        s.settimeout(5)
+        assert s.recv(512) == b""   # closed, nothing sent
+        s.close()
+        srv.wait_log(r"connection limit 2 reached")
+    finally:
+        for c in held:
+            c.close()
