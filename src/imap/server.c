@@ -253,11 +253,12 @@ release_after_cb(uv_work_t *work, int status)
 }
 
 /* Queue a release job for every user whose sessions all idle and whose
- * last run is at least quiet_ms old. */
-static void
+ * last run is at least quiet_ms old; returns how many were queued. */
+static unsigned
 release_sweep(struct imap_server *srv, uint64_t quiet)
 {
 	uint64_t now = uv_now(worker_loop(srv->worker));
+	unsigned queued = 0;
 
 	for (unsigned i = 0; i < srv->users_size; i++) {
 		for (struct imap_user *u = srv->users[i]; u != NULL;
@@ -283,9 +284,12 @@ release_sweep(struct imap_server *srv, uint64_t quiet)
 				u->jobs--;
 				job_count_in_flight--;
 				free(job);
+				continue;
 			}
+			queued++;
 		}
 	}
+	return queued;
 }
 
 static void
@@ -311,6 +315,7 @@ release_timer_cb(uv_timer_t *t)
 static void
 release_under_pressure(struct imap_server *srv)
 {
+	uint64_t now = uv_now(worker_loop(srv->worker));
 	unsigned long used;
 
 	if (srv->fd_limit == 0 || srv->release_after == 0 ||
@@ -320,9 +325,15 @@ release_under_pressure(struct imap_server *srv)
 	    3 * __atomic_load_n(&stores_open, __ATOMIC_RELAXED);
 	if (used < (unsigned long)srv->fd_limit / 100 * 85)
 		return;
+	/* A sweep walks every user: after one that found nothing to
+	 * release, wait 100 ms (connections alone may keep the count past
+	 * the mark, and the loop may turn thousands of times a second). */
+	if (now - srv->pressure_swept < 100)
+		return;
 	log_debug("imap: %lu descriptors of %u in use: releasing idle users' "
 	    "indexes now", used, srv->fd_limit);
-	release_sweep(srv, 0);
+	if (release_sweep(srv, 0) == 0)
+		srv->pressure_swept = now;
 }
 
 void

@@ -57,6 +57,7 @@ struct imap_server {
 	uv_timer_t release_timer;	/* closes idle users' stores */
 	unsigned release_after;		/* seconds of quiet; 0 = never */
 	unsigned fd_limit;		/* RLIMIT_NOFILE at start */
+	uint64_t pressure_swept;	/* uv_now() of the last pressure sweep */
 };
 
 /* Close the stores of users whose sessions all idled for `seconds`
