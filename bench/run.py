@@ -920,7 +920,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--big", type=int, default=100000)
     ap.add_argument("--servers", default="herald,dovecot,dovecot-hib")
-    ap.add_argument("--only", default="idle,push,mixed,storm,bigbox")
+    ap.add_argument("--only", default="idle,push,mixed,storm,bigbox",
+                    help="benchmarks to run, comma-separated: idle, push "
+                    "(or push-user / push-fanout for one of its two "
+                    "cases), mixed, storm, bigbox")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs",
                                                   "BENCHMARKS.md"))
     ap.add_argument("--results", default=None,
