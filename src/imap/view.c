@@ -125,6 +125,7 @@ imap_cmd_store_error(struct imap_cmd *cmd, const struct store_error *err)
 		[STORE_ERR_INUSE] = "[INUSE]",
 		[STORE_ERR_EXPUNGED] = "[EXPUNGEISSUED]",
 		[STORE_ERR_NOPERM] = "[NOPERM]",
+		[STORE_ERR_UNAVAILABLE] = "[UNAVAILABLE]",
 	};
 	const char *code = (size_t)err->code < ARRAY_SIZE(codes) ?
 	    codes[err->code] : "[SERVERBUG]";

@@ -80,6 +80,11 @@ store_error_errno(struct store_error *err, int errnum, const char *fmt, ...)
 		log_warnx("store: %s: %s", detail, strerror(errnum));
 		return store_error_set(err, STORE_ERR_NOSPACE,
 		    "Not enough disk space");
+	case EMFILE:
+	case ENFILE:
+		log_warnx("store: %s: %s", detail, strerror(errnum));
+		return store_error_set(err, STORE_ERR_UNAVAILABLE,
+		    "Server busy, try again later");
 	case EACCES:
 	case EPERM:
 	case EROFS:

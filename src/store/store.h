@@ -60,6 +60,7 @@ enum store_error_code {
 	STORE_ERR_INUSE,	/* index locked too long: [INUSE] */
 	STORE_ERR_EXPUNGED,	/* message is gone: [EXPUNGEISSUED] */
 	STORE_ERR_NOPERM,	/* EACCES/EPERM on the files: [NOPERM] */
+	STORE_ERR_UNAVAILABLE,	/* out of file descriptors: [UNAVAILABLE] */
 };
 
 struct store_error {

@@ -489,3 +489,33 @@ def test_descriptor_pressure_releases_idle_users_early(herald_server):
     finally:
         for c in conns:
             c.close()
+
+
+@pytest.mark.timeout_s(60)
+def test_out_of_descriptors_is_unavailable_not_a_server_bug(herald_server):
+    """With index release off (idle_release = 0) and a limit of 64 open
+    files, users keep their indexes open until the descriptors run out:
+    the next SELECT gets NO [UNAVAILABLE] (try again), not [SERVERBUG],
+    and the sessions already in place keep working."""
+    users = {"v%02d" % i: "pw%02d" % i for i in range(40)}
+    srv = herald_server(users=users, start=False, workers="1",
+                        idle_release="0", fsync="no")
+    srv.nofile = 64
+    srv.start()
+    conns = []
+    refused = None
+    try:
+        for name, pw in sorted(users.items()):
+            c = srv.login(name, pw)
+            conns.append(c)
+            _, tagged = c.command("S1", "SELECT INBOX")
+            if not tagged.startswith("S1 OK"):
+                refused = tagged
+                break
+        assert refused is not None, "64 descriptors were enough"
+        assert refused.startswith("S1 NO [UNAVAILABLE]"), refused
+        _, tagged = conns[0].command("N1", "NOOP")
+        assert tagged.startswith("N1 OK"), tagged
+    finally:
+        for c in conns:
+            c.close()

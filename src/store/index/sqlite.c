@@ -350,7 +350,14 @@ db_error(struct sqlite_index *si, int rc, const char *what,
 {
 	const char *msg = si->db != NULL ? sqlite3_errmsg(si->db) :
 	    sqlite3_errstr(rc);
+	int sys = si->db != NULL ? sqlite3_system_errno(si->db) : 0;
 
+	if ((rc & 0xff) == SQLITE_CANTOPEN && (sys == EMFILE || sys == ENFILE)) {
+		log_warnx("store: %s: %s: %s: %s", si->path, what, msg,
+		    strerror(sys));
+		return store_error_set(err, STORE_ERR_UNAVAILABLE,
+		    "Server busy, try again later");
+	}
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
